@@ -1,0 +1,199 @@
+"""The bound K on the log-likelihood (spec §2.3, App. B), its per-step terms, and AIS (spec §7).
+
+For one data point x^0 the exact Jensen bound, with the last reverse step fixed to the forward kernel
+(p(x^0|x^1) = q(x^1|x^0)π(x^0)/π(x^1)), is
+
+    K(x^0) = − Σ_{t=2}^{T} E_q KL(q(x^{t−1}|x^t, x^0) ‖ p(x^{t−1}|x^t))
+             − KL(q(x^T|x^0) ‖ π) − H_q(X^1|X^0) + [log π(x^0) − E_q log π(x^1)].
+
+Averaged over data scaled to unit variance this equals the paper's Eq. 14,
+K = −ΣKL + H_q(X^T|X^0) − H_q(X^1|X^0) − H_p(X^T): the paper's step "−E_q log π(x^t) is constant in t"
+holds exactly in expectation when E|x^0|² = D (Gaussian) or the data's mean activity is p̄ (binomial).
+We keep the per-example terms so K is a true lower bound for any data set.
+
+All terms are nats per example. ``kl_nats[:, k]`` is the term of paper step t = k + 1; column 0 is 0.
+Units: bits = nats / ln 2; "per pixel" divides by H·W (colour channels summed), "per point" and
+"per sequence" are per example.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .reverse import DiffusionModel
+
+LN2 = math.log(2.0)
+L_NULL_PER_DIM_BITS = -0.5 * math.log2(2 * math.pi * math.e)  # −2.0471 bits, N(0,1) on unit-variance data
+
+
+def unit_divisor(example_shape: tuple[int, ...]) -> int:
+    """Divisor that turns per-example bits into the paper's unit: H·W for images [C, H, W], else 1."""
+    return int(example_shape[1] * example_shape[2]) if len(example_shape) == 3 else 1
+
+
+def unit_name(kind: str) -> str:
+    return {"points": "bits/point", "binary": "bits/seq", "images": "bits/pixel"}[kind]
+
+
+@dataclass(frozen=True)
+class BoundTerms:
+    """Per-example pieces of K, nats. ``kl_nats`` [B, T]; the rest [B]."""
+
+    kl_nats: torch.Tensor
+    prior_kl_nats: torch.Tensor
+    h_x1_given_x0_nats: torch.Tensor
+    edge_nats: torch.Tensor
+    log_null_nats: torch.Tensor  # log π(x^0): the null model's log-likelihood, L_null
+
+    @property
+    def K_nats(self) -> torch.Tensor:
+        """K per example [B] (nats): exactly the sum of the reported terms."""
+        return -self.kl_nats.sum(dim=1) - self.prior_kl_nats - self.h_x1_given_x0_nats + self.edge_nats
+
+
+def _edge(model: DiffusionModel, x0: torch.Tensor, s) -> dict[str, torch.Tensor]:
+    return model.kernel.edge_terms(x0, s)
+
+
+def step_kl(model: DiffusionModel, x0: torch.Tensor, k: torch.Tensor, s, noise: torch.Tensor) -> torch.Tensor:
+    """KL(q(x^k|x^{k+1},x^0) ‖ p(x^k|x^{k+1})) for x^{k+1} = q_sample(x^0, k, noise); k ≥ 1, [B] nats.
+
+    The KL is analytic in x^k and uses frozen noise for x^{k+1}, so it is differentiable in the network
+    and in a learned β (reparameterisation, §2.4.1)."""
+    kern = model.kernel
+    x_t = kern.q_sample(x0, k, s, noise)
+    p = model.reverse_step(x_t, k, s)
+    if model.is_gaussian:
+        mean_q, var_q = kern.q_posterior(x0, x_t, k, s)
+        return kern.kl(mean_q, var_q, p.mean, p.var)
+    return kern.kl(kern.q_posterior(x0, x_t, k, s), p.prob)
+
+
+def _noise_like(model: DiffusionModel, x0: torch.Tensor, generator) -> torch.Tensor:
+    if model.is_gaussian:
+        return torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    return torch.rand(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+
+
+def stochastic_K_nats(model: DiffusionModel, x0: torch.Tensor, generator=None, s=None) -> torch.Tensor:
+    """Unbiased one-random-t estimate of K per example [B] (nats): each example draws its own
+    k ∈ {1..T−1} and its KL is weighted by T − 1 (the reference code shares one k per batch and weights
+    by T; spec §2.5)."""
+    s = model.schedule_tensors() if s is None else s
+    T = model.T
+    k = torch.randint(1, T, (x0.shape[0],), generator=generator, device=x0.device)
+    kl = step_kl(model, x0, k, s, _noise_like(model, x0, generator))
+    e = _edge(model, x0, s)
+    return -(T - 1) * kl.to(torch.float64) - e["prior_kl"] - e["h_x1_given_x0"] + e["edge"]
+
+
+@torch.no_grad()
+def bound_terms(model: DiffusionModel, x0: torch.Tensor, generator=None, s=None, steps=None) -> BoundTerms:
+    """Every per-step KL term [B, T], one x^t draw per (example, step): K summed over all t.
+
+    ``steps`` (optional iterable of k ≥ 1) restricts the evaluation to those columns (others are 0)
+    for quick live previews; leave it None for the exact sum."""
+    s = model.schedule_tensors() if s is None else s
+    B, T = x0.shape[0], model.T
+    kl = torch.zeros(B, T, dtype=torch.float64, device=x0.device)
+    for k in (range(1, T) if steps is None else steps):
+        kk = torch.full((B,), int(k), dtype=torch.long, device=x0.device)
+        kl[:, int(k)] = step_kl(model, x0, kk, s, _noise_like(model, x0, generator)).to(torch.float64)
+    e = _edge(model, x0, s)
+    return BoundTerms(kl_nats=kl, prior_kl_nats=e["prior_kl"], h_x1_given_x0_nats=e["h_x1_given_x0"],
+                      edge_nats=e["edge"], log_null_nats=e["log_prior_x0"])
+
+
+@dataclass(frozen=True)
+class BoundSummary:
+    """K over a data set in the paper's units, with its standard error (spec §2.5)."""
+
+    K_bits: float
+    K_stderr_bits: float
+    K_minus_Lnull_bits: float
+    L_null_bits: float
+    beta_1: float
+    n_eval: int
+    unit: str
+    kl_bits_per_step: list  # mean KL term per step [T], in the unit
+    cap_bits: float | None  # Gaussian β_1 cap on K − L_null (spec §2.3), in the unit
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@torch.no_grad()
+def evaluate_bound(model: DiffusionModel, x0: torch.Tensor, unit: str, generator=None, batch_size: int = 256,
+                   progress=None) -> BoundSummary:
+    """Exact K (all T terms) on a held-out set ``x0`` [N, *S], in bits per ``unit``. ``progress`` is an
+    optional callable(done, total)."""
+    s = model.schedule_tensors()
+    div = unit_divisor(tuple(x0.shape[1:]))
+    Ks, nulls, kls = [], [], []
+    N = x0.shape[0]
+    for i in range(0, N, batch_size):
+        terms = bound_terms(model, x0[i:i + batch_size], generator, s)
+        Ks.append(terms.K_nats)
+        nulls.append(terms.log_null_nats)
+        kls.append(terms.kl_nats.sum(dim=0))
+        if progress is not None:
+            progress(min(i + batch_size, N), N)
+    K = torch.cat(Ks) / LN2 / div
+    null = torch.cat(nulls) / LN2 / div
+    kl_mean = (torch.stack(kls).sum(dim=0) / N / LN2 / div).cpu().tolist()
+    n = K.numel()
+    stderr = float(K.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
+    cap = None
+    if model.is_gaussian:
+        D = x0[0].numel()
+        beta1 = float(s.beta[0])
+        cap = 0.5 * D / div * math.log2((1 - float(s.alpha_bar[-1])) / beta1)
+    return BoundSummary(K_bits=float(K.mean()), K_stderr_bits=stderr, K_minus_Lnull_bits=float((K - null).mean()),
+                        L_null_bits=float(null.mean()), beta_1=float(s.beta[0]), n_eval=n, unit=unit,
+                        kl_bits_per_step=kl_mean, cap_bits=cap)
+
+
+@torch.no_grad()
+def ais_log_likelihood_nats(model: DiffusionModel, x0: torch.Tensor, n_traj: int = 16, generator=None) -> torch.Tensor:
+    """The Jarzynski/AIS estimate of log p(x^0) (spec §7), nats per example [B].
+
+    log w = log π(x^T) + Σ_{t=1}^{T} [log p(x^{t−1}|x^t) − log q(x^t|x^{t−1})] over ``n_traj`` forward
+    trajectories; log p̂ = logsumexp(log w) − log M. In expectation K ≤ AIS ≤ log p(x^0)."""
+    s = model.schedule_tensors()
+    kern = model.kernel
+    B = x0.shape[0]
+    x_prev = x0.repeat_interleave(n_traj, dim=0)
+    log_w = torch.zeros(B * n_traj, dtype=torch.float64, device=x0.device)
+    for k in range(model.T):
+        x_next = kern.q_step(x_prev, k, s, generator)
+        beta = s.beta[k].to(x0.dtype)
+        p = model.reverse_step(x_next, k, s)
+        if model.is_gaussian:
+            log_q = kern.log_prob(x_next, torch.sqrt(1 - beta) * x_prev, beta * torch.ones_like(x_prev))
+            log_p = kern.log_prob(x_prev, p.mean, p.var)
+        else:
+            log_q = kern.log_prob(x_next, kern.step_prob(x_prev, beta))
+            log_p = kern.log_prob(x_prev, p.prob)
+        log_w += (log_p - log_q).to(torch.float64)
+        x_prev = x_next
+    log_w += kern.prior_log_prob(x_prev).to(torch.float64)
+    log_w = log_w.reshape(B, n_traj)
+    return torch.logsumexp(log_w, dim=1) - math.log(n_traj)
+
+
+@torch.no_grad()
+def reverse_entropy_per_step(model: DiffusionModel, x0: torch.Tensor, generator=None, steps=None) -> torch.Tensor:
+    """The model's own reverse-step entropy per dimension at each step, nats [T] (x^t ~ q(x^t|x^0)),
+    to draw inside the entropy bounds of spec §2.4. Steps not in ``steps`` are NaN."""
+    s = model.schedule_tensors()
+    T = model.T
+    out = torch.full((T,), float("nan"), dtype=torch.float64)
+    first = model.reverse_step(x0, 0, s)  # fixed step: entropy of β_1
+    out[0] = float(first.entropy().mean())
+    for k in (range(1, T) if steps is None else steps):
+        k = int(k)
+        x_t = model.kernel.q_sample(x0, k, s, _noise_like(model, x0, generator))
+        out[k] = float(model.reverse_step(x_t, k, s).entropy().mean())
+    return out

@@ -1,0 +1,122 @@
+"""Gaussian diffusion (spec §2.1, §2.3, §2.4). Prior π = N(0, I).
+
+Shapes: ``x`` is ``[B, *S]`` (S the example shape, D = prod(S)); per-example quantities ``[B]``;
+per-step arrays ``[T]``. Entropies and KLs are in nats.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import ScheduleTensors, gather
+
+LOG_2PI_E = math.log(2 * math.pi * math.e)
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _sum_dims(v: torch.Tensor) -> torch.Tensor:
+    return v.reshape(v.shape[0], -1).sum(dim=1)
+
+
+class GaussianKernel:
+    """q(x^t | x^{t−1}) = N(√(1−β_t)·x^{t−1}, β_t·I)."""
+
+    name = "gaussian"
+
+    # ---- forward process --------------------------------------------------------------------
+    def q_step(self, x_prev: torch.Tensor, k, s: ScheduleTensors, generator=None) -> torch.Tensor:
+        """Sample x^{k+1} ~ q(· | x^k) (one forward step, paper step t = k + 1)."""
+        beta = gather(s.beta, k, x_prev)
+        noise = torch.randn(x_prev.shape, generator=generator, device=x_prev.device, dtype=x_prev.dtype)
+        return torch.sqrt(1 - beta) * x_prev + torch.sqrt(beta) * noise
+
+    def q_marginal(self, x0: torch.Tensor, k, s: ScheduleTensors) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(x^{k+1} | x^0) = N(√ᾱ·x^0, (1 − ᾱ)·I): (mean [B,*S], var broadcastable)."""
+        abar = gather(s.alpha_bar, k, x0)
+        return torch.sqrt(abar) * x0, (1 - abar).expand_as(x0)
+
+    def q_sample(self, x0: torch.Tensor, k, s: ScheduleTensors, noise: torch.Tensor) -> torch.Tensor:
+        """x^{k+1} = √ᾱ·x^0 + √(1−ᾱ)·ε with given ε (frozen noise: differentiable in β)."""
+        abar = gather(s.alpha_bar, k, x0)
+        return torch.sqrt(abar) * x0 + torch.sqrt(1 - abar) * noise
+
+    def q_posterior(self, x0: torch.Tensor, xt: torch.Tensor, k, s: ScheduleTensors):
+        """q(x^k | x^{k+1}, x^0) = N(μ̃, β̃·I) for k ≥ 1 (paper t = k + 1 ≥ 2). Returns (mean, var).
+
+        β̃_t = β_t(1 − ᾱ_{t−1})/(1 − ᾱ_t);
+        μ̃_t = √ᾱ_{t−1}·β_t/(1 − ᾱ_t)·x^0 + √α_t·(1 − ᾱ_{t−1})/(1 − ᾱ_t)·x^t.
+        """
+        beta = gather(s.beta, k, x0)
+        abar = gather(s.alpha_bar, k, x0)
+        abar_prev = gather(s.alpha_bar_prev, k, x0)
+        var = beta * (1 - abar_prev) / (1 - abar)
+        mean = (torch.sqrt(abar_prev) * beta / (1 - abar)) * x0 + (
+            torch.sqrt(1 - beta) * (1 - abar_prev) / (1 - abar)
+        ) * xt
+        return mean, var.expand_as(x0)
+
+    # ---- prior ------------------------------------------------------------------------------
+    def prior_sample(self, shape, generator=None, device=None, dtype=torch.float32) -> torch.Tensor:
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+    def prior_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log π(x) [B] (nats)."""
+        return _sum_dims(-0.5 * (LOG_2PI + x**2))
+
+    # ---- reverse-step densities ------------------------------------------------------------
+    @staticmethod
+    def log_prob(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        """log N(x; mean, diag var) summed over dims [B] (nats)."""
+        return _sum_dims(-0.5 * (LOG_2PI + torch.log(var) + (x - mean) ** 2 / var))
+
+    @staticmethod
+    def kl(mean_q, var_q, mean_p, var_p) -> torch.Tensor:
+        """KL(N(mean_q, var_q) ‖ N(mean_p, var_p)) summed over dims [B] (nats)."""
+        per = 0.5 * (torch.log(var_p) - torch.log(var_q) + (var_q + (mean_q - mean_p) ** 2) / var_p - 1)
+        return _sum_dims(per)
+
+    def last_step(self, x1: torch.Tensor, s: ScheduleTensors):
+        """The fixed last reverse step p(x^0 | x^1) = N(√(1−β_1)·x^1, β_1·I) (App. B edge effect)."""
+        beta1 = s.beta[0].to(x1.dtype)
+        return torch.sqrt(1 - beta1) * x1, beta1 * torch.ones_like(x1)
+
+    # ---- bound pieces (App. B) ------------------------------------------------------------
+    def edge_terms(self, x0: torch.Tensor, s: ScheduleTensors) -> dict[str, torch.Tensor]:
+        """Per-example pieces of the exact bound other than the KL sum, nats [B]:
+
+        ``prior_kl`` = KL(q(x^T | x^0) ‖ π), ``h_x1_given_x0`` = H_q(X^1 | X^0),
+        ``edge`` = log π(x^0) − E_q log π(x^1), ``log_prior_x0`` = log π(x^0) (the null model).
+        """
+        D = x0[0].numel()
+        x0_64 = x0.to(torch.float64)
+        sq = _sum_dims(x0_64**2)
+        abar_T = s.alpha_bar[-1]
+        beta1 = s.beta[0]
+        prior_kl = 0.5 * (D * (1 - abar_T) + abar_T * sq - D - D * torch.log(1 - abar_T))
+        h1 = 0.5 * D * (LOG_2PI_E + torch.log(beta1)) * torch.ones_like(sq)
+        edge = 0.5 * beta1 * (D - sq)
+        log_prior = -0.5 * (D * LOG_2PI + sq)
+        return {"prior_kl": prior_kl, "h_x1_given_x0": h1, "edge": edge, "log_prior_x0": log_prior}
+
+    # ---- entropies (spec §2.3, §2.4), per dimension, nats [T] ---------------------------------
+    def conditional_entropy(self, s: ScheduleTensors, x0: torch.Tensor | None = None) -> torch.Tensor:
+        """H_q(X^t | X^0) per dimension = ½ log(2πe(1 − ᾱ_t)). [T]"""
+        return 0.5 * (LOG_2PI_E + torch.log(1 - s.alpha_bar))
+
+    def entropy_bounds(self, s: ScheduleTensors, x0: torch.Tensor | None = None):
+        """Per-step bounds on H_q(X^{t−1} | X^t) per dimension (Eq. 24), nats: (lower [T], upper [T]).
+
+        upper = ½ log(2πe·β_t); lower = ½ log(2πe·β̃_t) (lower[0] uses β̃_1 = 0 → −inf, clipped to the
+        upper value minus nothing: at t = 1 the reverse step is fixed, so we report β_1 for both).
+        """
+        upper = 0.5 * (LOG_2PI_E + torch.log(s.beta))
+        var_post = s.beta * (1 - s.alpha_bar_prev) / (1 - s.alpha_bar)
+        var_post = torch.where(var_post > 0, var_post, s.beta)
+        lower = 0.5 * (LOG_2PI_E + torch.log(var_post))
+        return lower, upper
+
+    @staticmethod
+    def entropy_of(var: torch.Tensor) -> torch.Tensor:
+        """Differential entropy of N(·, var) per element (nats)."""
+        return 0.5 * (LOG_2PI_E + torch.log(var))

@@ -1,0 +1,201 @@
+"""Reverse networks (spec §4). A network maps ``(x_t, k)`` to raw outputs and knows nothing of β.
+
+Shapes: ``x`` is ``[B, *S]``; ``k`` is a LongTensor ``[B]`` of step indices (``k = t − 1``); the output
+is ``[B, n_out, *S]``: ``n_out = 2`` (z^μ, z^Σ) for Gaussian models, ``1`` for binomial ones.
+
+Time enters through a **temporal readout** (the paper's only time dependence): either the normalised
+bump basis, z = Σ_j y_j·g_j(t) with J coefficients per output (§4.3), or one separate readout layer per
+step (the paper's Swiss-roll and heartbeat nets, §4.1–4.2). Optionally (``time_features > 0``) the bump
+basis is also fed to the input of the trunk, a departure from the paper that helps small networks.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .schedules import bump_basis
+
+ACTIVATIONS = {
+    "tanh": nn.Tanh,
+    "softplus": nn.Softplus,
+    "sigmoid": nn.Sigmoid,
+    "leaky_relu": lambda: nn.LeakyReLU(0.05),
+    "silu": nn.SiLU,
+    "relu": nn.ReLU,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class TimeBasis(nn.Module):
+    """Holds g_j(t) as a buffer [T, J] and looks rows up by step index."""
+
+    def __init__(self, T: int, J: int):
+        super().__init__()
+        self.register_buffer("g", torch.from_numpy(bump_basis(T, J)).to(torch.float32), persistent=False)
+
+    def forward(self, k: torch.Tensor) -> torch.Tensor:  # [B] → [B, J]
+        return self.g[k]
+
+
+class BumpReadout(nn.Module):
+    """Features [B, F, *P] → outputs [B, n_out, *P] through J bump-basis coefficients per output."""
+
+    def __init__(self, n_features: int, n_out: int, T: int, J: int = 10, init_scale: float = 1e-2):
+        super().__init__()
+        self.n_out, self.J = n_out, J
+        self.basis = TimeBasis(T, J)
+        self.weight = nn.Parameter(torch.randn(n_out * J, n_features) * init_scale / math.sqrt(n_features))
+        self.bias = nn.Parameter(torch.zeros(n_out * J))
+
+    def forward(self, h: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        B = h.shape[0]
+        rest = h.shape[2:]
+        y = torch.einsum("of,bf...->bo...", self.weight, h) + self.bias.view(1, -1, *([1] * len(rest)))
+        y = y.reshape(B, self.n_out, self.J, *rest)  # [B, n_out, J, *P]
+        g = self.basis(k).reshape(B, 1, self.J, *([1] * len(rest)))
+        return (y * g).sum(dim=2)
+
+
+class PerStepReadout(nn.Module):
+    """One linear readout per step (T of them): features [B, F] → [B, n_out, D]."""
+
+    def __init__(self, n_features: int, n_out: int, D: int, T: int, init_scale: float = 1e-2):
+        super().__init__()
+        self.n_out, self.D = n_out, D
+        self.weight = nn.Parameter(torch.randn(T, n_features, n_out * D) * init_scale / math.sqrt(n_features))
+        self.bias = nn.Parameter(torch.zeros(T, n_out * D))
+
+    def forward(self, h: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        y = torch.bmm(h.unsqueeze(1), self.weight[k]).squeeze(1) + self.bias[k]
+        return y.reshape(h.shape[0], self.n_out, self.D)
+
+
+class MLPNet(nn.Module):
+    """An MLP for vectors [B, D] (points or bit sequences). The paper's heartbeat net is
+    ``MLPNet(20, hidden=50, layers=3, activation="sigmoid", readout="per_step")``."""
+
+    def __init__(self, D: int, n_out: int, T: int, hidden: int = 64, layers: int = 3,
+                 activation: str = "tanh", readout: str = "bump", J: int = 10, time_features: int = 0):
+        super().__init__()
+        self.D, self.n_out = D, n_out
+        self.time_features = time_features
+        if time_features:
+            self.time_in = TimeBasis(T, time_features)
+        widths = [D + time_features] + [hidden] * layers
+        mods: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            mods += [nn.Linear(a, b), make_activation(activation)]
+        self.trunk = nn.Sequential(*mods)
+        self.readout = _make_readout(readout, widths[-1], n_out, D, T, J)
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        h = x
+        if self.time_features:
+            h = torch.cat([h, self.time_in(k).to(h.dtype)], dim=1)
+        h = self.trunk(h)
+        out = self.readout(h, k)
+        return out.reshape(x.shape[0], self.n_out, self.D)
+
+
+class RBFNet(nn.Module):
+    """The paper's Swiss-roll net (§4.1): a normalised radial-basis-function layer of ``units`` units,
+    with learned centres and widths, shared across steps, and a per-step readout."""
+
+    def __init__(self, D: int, n_out: int, T: int, units: int = 16, readout: str = "per_step", J: int = 10,
+                 time_features: int = 0):
+        super().__init__()
+        self.D, self.n_out = D, n_out
+        self.centres = nn.Parameter(torch.randn(units, D) * 1.0)
+        self.log_width = nn.Parameter(torch.zeros(units))
+        self.readout = _make_readout(readout, units, n_out, D, T, J)
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        d2 = ((x[:, None, :] - self.centres[None]) ** 2).sum(-1)  # [B, U]
+        logits = -0.5 * d2 * torch.exp(-2 * self.log_width)[None]
+        h = torch.softmax(logits, dim=1)  # normalised RBF activations
+        return self.readout(h, k).reshape(x.shape[0], self.n_out, self.D)
+
+
+def _make_readout(kind: str, n_features: int, n_out: int, D: int, T: int, J: int) -> nn.Module:
+    if kind == "per_step":
+        return PerStepReadout(n_features, n_out, D, T)
+    if kind == "bump":
+        return _FlatBump(n_features, n_out, D, T, J)
+    raise ValueError(f"unknown readout {kind!r}; choose 'bump' or 'per_step'")
+
+
+class _FlatBump(nn.Module):
+    """Bump readout for vector nets: features [B, F] → [B, n_out, D]."""
+
+    def __init__(self, n_features: int, n_out: int, D: int, T: int, J: int):
+        super().__init__()
+        self.n_out, self.D = n_out, D
+        self.inner = BumpReadout(n_features, n_out * D, T, J)
+
+    def forward(self, h: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return self.inner(h, k).reshape(h.shape[0], self.n_out, self.D)
+
+
+class MultiScaleConv(nn.Module):
+    """The paper's multi-scale convolution (§4.3): mean-pool to scale 2^s, 3×3 conv at each scale,
+    upsample every scale to full resolution and sum, then one pointwise nonlinearity.
+    Zero-padded, so it runs on images of any size."""
+
+    def __init__(self, c_in: int, c_out: int, n_scales: int, activation: str):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(c_in, c_out, 3, padding=1) for _ in range(n_scales))
+        self.act = make_activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        H, W = x.shape[-2:]
+        acc = None
+        for s, conv in enumerate(self.convs):
+            if s == 0:
+                y = conv(x)
+            else:
+                f = 2**s
+                y = conv(F.avg_pool2d(x, f, ceil_mode=True, count_include_pad=False))
+                y = F.interpolate(y, size=(H, W), mode="nearest")
+            acc = y if acc is None else acc + y
+        return self.act(acc)
+
+
+class ConvNet(nn.Module):
+    """Fully convolutional image net (§4.3): multi-scale conv layers, then per-pixel dense (1×1) layers,
+    then a per-pixel bump readout. Input [B, C, H, W] → output [B, n_out, C, H, W]; any H, W."""
+
+    def __init__(self, C: int, n_out: int, T: int, hidden: int = 32, conv_layers: int = 3, n_scales: int = 3,
+                 dense_layers: int = 2, dense_hidden: int = 64, conv_activation: str = "softplus",
+                 dense_activation: str = "tanh", J: int = 10, time_features: int = 0):
+        super().__init__()
+        self.C, self.n_out = C, n_out
+        self.time_features = time_features
+        if time_features:
+            self.time_in = TimeBasis(T, time_features)
+        layers: list[nn.Module] = []
+        c = C + time_features
+        for _ in range(conv_layers):
+            layers.append(MultiScaleConv(c, hidden, n_scales, conv_activation))
+            c = hidden
+        for _ in range(dense_layers):
+            layers += [nn.Conv2d(c, dense_hidden, 1), make_activation(dense_activation)]
+            c = dense_hidden
+        self.trunk = nn.Sequential(*layers)
+        self.readout = BumpReadout(c, n_out * C, T, J)
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        h = x
+        if self.time_features:
+            tf = self.time_in(k).to(x.dtype)[:, :, None, None].expand(B, self.time_features, H, W)
+            h = torch.cat([h, tf], dim=1)
+        h = self.trunk(h)
+        return self.readout(h, k).reshape(B, self.n_out, C, H, W)

@@ -1,0 +1,159 @@
+"""Diffusion-rate schedules β_t (spec §3).
+
+Time-index rule (used everywhere in this package): a schedule is an array ``beta`` of shape ``[T]``
+where Python index ``k = 0 .. T-1`` is the paper's forward step ``t = k + 1``; so ``beta[0]`` is β_1
+and ``alpha_bar[k]`` is ᾱ_{k+1} = ∏_{s ≤ k+1} (1 − β_s).
+
+Schedules are float64 (numpy for named schedules, torch for the learned one) and cast once, where used.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+ScheduleName = Literal["reference", "linear", "cosine", "binomial", "logit_linear"]
+SCHEDULE_NAMES: tuple[str, ...] = ("reference", "linear", "cosine", "binomial", "logit_linear")
+
+
+def _check_T(T: int) -> None:
+    if not isinstance(T, (int, np.integer)) or T < 2:
+        raise ValueError(f"T must be an integer >= 2, got {T!r}")
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def reference_betas(T: int, beta_1: float | None = None, step1_beta: float = 0.001) -> np.ndarray:
+    """The reference code's ``generate_beta_arr`` (spec §3): baseline 1/linspace(T, 2, T).
+
+    β_k = 1e-6 + σ(logit(baseline_k))·(1 − 1e-6 − 1e-5), plus ``step1_beta`` on β_1. If ``beta_1`` is
+    given, β_1 is set to it instead. Returns float64 [T]; β_1 ≈ 0.002 and β_T ≈ 0.5 at T = 1000.
+    """
+    _check_T(T)
+    baseline = 1.0 / np.linspace(T, 2, T)
+    beta = 1e-6 + _sigmoid(_logit(baseline)) * (1.0 - 1e-6 - 1e-5)
+    beta[0] += step1_beta
+    if beta_1 is not None:
+        beta[0] = beta_1
+    return beta
+
+
+def linear_betas(T: int, beta_1: float = 1e-4, beta_T: float = 0.02) -> np.ndarray:
+    """β linear from β_1 to β_T (DDPM's schedule, scaled to T). float64 [T]."""
+    _check_T(T)
+    return np.linspace(beta_1, beta_T, T, dtype=np.float64)
+
+
+def logit_linear_betas(T: int, beta_1: float = 1e-4, beta_T: float = 0.5) -> np.ndarray:
+    """β_t = σ(linspace(logit β_1, logit β_T, T)): the shape of the popular Swiss-roll ports. [T]"""
+    _check_T(T)
+    return _sigmoid(np.linspace(_logit(np.float64(beta_1)), _logit(np.float64(beta_T)), T))
+
+
+def cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
+    """Nichol & Dhariwal's cosine schedule: ᾱ(t) = cos²(((t/T)+s)/(1+s)·π/2). float64 [T]."""
+    _check_T(T)
+    f = lambda u: np.cos((u + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
+    t = np.arange(T + 1, dtype=np.float64) / T
+    abar = f(t) / f(0.0)
+    return np.clip(1.0 - abar[1:] / abar[:-1], 1e-8, max_beta)
+
+
+def binomial_betas(T: int) -> np.ndarray:
+    """The paper's binomial schedule β_t = 1/(T − t + 1), t = 1..T: ᾱ_t = (T − t)/T, β_T = 1. [T]"""
+    _check_T(T)
+    t = np.arange(1, T + 1, dtype=np.float64)
+    return 1.0 / (T - t + 1.0)
+
+
+def named_betas(name: str, T: int, beta_1: float | None = None) -> np.ndarray:
+    """Look a schedule up by name; ``beta_1`` overrides β_1 (fixed first step) where given."""
+    if name == "reference":
+        return reference_betas(T, beta_1=beta_1)
+    if name == "binomial":
+        b = binomial_betas(T)
+    elif name == "linear":
+        b = linear_betas(T) if beta_1 is None else linear_betas(T, beta_1=beta_1)
+    elif name == "logit_linear":
+        b = logit_linear_betas(T) if beta_1 is None else logit_linear_betas(T, beta_1=beta_1)
+    elif name == "cosine":
+        b = cosine_betas(T)
+    else:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
+    if beta_1 is not None:
+        b = b.copy()
+        b[0] = beta_1
+    return b
+
+
+def alpha_bar(beta: np.ndarray | torch.Tensor):
+    """ᾱ_t = ∏_{s ≤ t}(1 − β_s), same shape [T] and type as ``beta``."""
+    if isinstance(beta, torch.Tensor):
+        return torch.cumprod(1.0 - beta, dim=0)
+    return np.cumprod(1.0 - beta)
+
+
+def bump_basis(T: int, J: int = 10) -> np.ndarray:
+    """Normalised Gaussian bump functions g_j(t) (spec §4.3, reference-code form). float64 [T, J].
+
+    Time axis linspace(−1, 1, T); J centres at linspace(−1, 1, J); width = half the centre spacing
+    (the paper says "the spacing"; the code uses half); each row sums to 1.
+    """
+    _check_T(T)
+    if J < 1:
+        raise ValueError(f"J must be >= 1, got {J}")
+    t = np.linspace(-1.0, 1.0, T)[:, None]
+    if J == 1:
+        return np.ones((T, 1))
+    centres = np.linspace(-1.0, 1.0, J)[None, :]
+    width = 0.5 * (centres[0, 1] - centres[0, 0])
+    logits = -((t - centres) ** 2) / (2 * width**2)
+    logits -= logits.max(axis=1, keepdims=True)
+    g = np.exp(logits)
+    return g / g.sum(axis=1, keepdims=True)
+
+
+class Schedule(nn.Module):
+    """β_t as a module: fixed, or learned as in the paper (§2.4.1, spec §3).
+
+    Learned: logit β_t = logit(base_t) + Σ_j c_j g_j(t) for t ≥ 2, with bump-basis coefficients ``c``
+    (float64, initialised to 0 so training starts on ``base``); β_1 stays fixed. Calling the module
+    returns β as float64 [T], differentiable in ``c``.
+    """
+
+    def __init__(self, base_beta: np.ndarray, learn: bool = False, J: int = 10):
+        super().__init__()
+        base = np.asarray(base_beta, dtype=np.float64)
+        if base.ndim != 1 or len(base) < 2:
+            raise ValueError("base_beta must be a 1-D array of length T >= 2")
+        if not np.all(np.isfinite(base)) or np.any(base <= 0) or np.any(base > 1):
+            raise ValueError("every β_t must lie in (0, 1]")
+        self.learn = bool(learn)
+        self.register_buffer("base_beta", torch.from_numpy(base.copy()))
+        if self.learn:
+            if np.any(base[1:] >= 1):
+                raise ValueError("a learned schedule needs β_t < 1 for t ≥ 2")
+            self.register_buffer("basis", torch.from_numpy(bump_basis(len(base), J)))
+            self.coeffs = nn.Parameter(torch.zeros(J, dtype=torch.float64))
+
+    @property
+    def T(self) -> int:
+        return int(self.base_beta.shape[0])
+
+    def forward(self) -> torch.Tensor:
+        if not self.learn:
+            return self.base_beta
+        base = self.base_beta[1:]
+        logits = torch.log(base) - torch.log1p(-base) + self.basis[1:] @ self.coeffs
+        # keep β in a numerically safe range: [1e-6, 1 − 1e-5]
+        rest = 1e-6 + torch.sigmoid(logits) * (1.0 - 1e-6 - 1e-5)
+        return torch.cat([self.base_beta[:1], rest])

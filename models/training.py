@@ -1,0 +1,291 @@
+"""Training as a generator of typed progress records (no printing, no threads; spec §2.4.1, §5.1).
+
+The loss is −K per dimension in bits, estimated with one random step per example (:func:`stochastic_K_nats`).
+A learned β schedule gets its gradient through the same estimate with the noise held fixed
+(reparameterisation). Non-finite updates are skipped; a run that keeps producing them stops with a
+message and restores its last good parameters.
+
+    trainer = Trainer(model, data, TrainConfig(steps=2000))
+    for progress in trainer.run():   # stop = stop iterating (or call trainer.stop()); pause = don't call next
+        ...
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Literal
+
+import numpy as np
+import torch
+
+from .bound import LN2, bound_terms, reverse_entropy_per_step, stochastic_K_nats, unit_divisor
+from .reverse import DiffusionModel
+from .sampling import sample
+
+Optimizer = Literal["adam", "rmsprop"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" → CUDA when present, else CPU; "cuda" without a GPU is a clear error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but no CUDA GPU is available")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of one training run. ``steps`` and/or ``seconds`` bound it (None = unbounded)."""
+
+    steps: int | None = 2000
+    seconds: float | None = None
+    batch_size: int = 256
+    lr: float = 1e-3
+    beta_lr: float | None = None  # learning rate of the learned β coefficients (None → lr)
+    optimizer: Optimizer = "adam"
+    lr_decay: bool = True  # cosine decay to 5 % over the run (needs steps or seconds)
+    grad_clip: float | None = 1.0
+    report_every: int = 100  # iterations between progress records
+    n_eval: int = 256  # held-out examples for the live K
+    eval_steps: int = 64  # at most this many step indices per live K (stratified); exact when ≥ T − 1
+    n_samples: int = 0  # fixed-seed samples drawn with each record (0 = none)
+    sample_every: int = 1  # …every this many records
+    seed: int = 0
+    ema: float | None = 0.999  # evaluate with an exponential moving average of the weights
+    max_bad_steps: int = 50
+
+    def __post_init__(self):
+        if self.optimizer not in ("adam", "rmsprop"):
+            raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}")
+        if self.batch_size < 1 or self.report_every < 1:
+            raise ValueError("batch_size and report_every must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """One progress record. Bits are in the data's unit (per point / sequence / pixel); per-step arrays
+    are indexed by k = t − 1 and have length T."""
+
+    iteration: int
+    seconds: float
+    its_per_s: float
+    loss_bits: float  # mean −K estimate of the last interval (train minibatches)
+    K_train_bits: float
+    K_heldout_bits: float
+    K_heldout_stderr_bits: float
+    K_minus_Lnull_bits: float
+    beta_1: float
+    beta: np.ndarray  # [T] float64
+    alpha_bar: np.ndarray  # [T]
+    kl_bits_per_step: np.ndarray  # [T] held-out mean KL term per step (NaN where not evaluated)
+    entropy_lower: np.ndarray  # [T] bounds on H(X^{t−1}|X^t), nats per dimension (Eq. 24)
+    entropy_upper: np.ndarray  # [T]
+    reverse_entropy: np.ndarray  # [T] the model's own reverse-step entropy (NaN where not evaluated)
+    samples: np.ndarray | None  # [n, *S] float32, normalised units, fixed seed
+    skipped_updates: int
+    done: bool = False
+    message: str = ""
+
+
+class Trainer:
+    """Holds a model, its data, optimiser and history; :meth:`run` is the training generator."""
+
+    def __init__(self, model: DiffusionModel, data, config: TrainConfig, device: str | torch.device = "cpu",
+                 history: dict | None = None, optimizer_state: dict | None = None, iteration: int = 0):
+        self.config = config
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.model = model.to(self.device)
+        self.data = data
+        self.iteration = iteration
+        self.history: dict[str, list] = {k: list(v) for k, v in (history or {}).items()}
+        self.seconds_before = float(self.history["seconds"][-1]) if self.history.get("seconds") else 0.0
+        groups = [{"params": model.network_parameters(), "lr": config.lr}]
+        if model.config.learn_beta:
+            groups.append({"params": list(model.schedule.parameters()), "lr": config.beta_lr or config.lr})
+        if config.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(groups)
+        else:  # the reference code's Blocks RMSProp (spec §5.1)
+            self.optimizer = torch.optim.RMSprop(groups, alpha=0.9, eps=1e-10)
+        for g in self.optimizer.param_groups:
+            g["base_lr"] = g["lr"]
+        if optimizer_state is not None:
+            self.optimizer.load_state_dict(optimizer_state)
+        self.ema_model = copy.deepcopy(self.model) if config.ema else None
+        self._stop = False
+        self.generator = torch.Generator(device="cpu").manual_seed(config.seed + iteration)
+        self.heldout = data.heldout(config.n_eval).to(self.device)
+        self.unit_div = unit_divisor(tuple(data.example_shape))
+        self.D = int(np.prod(data.example_shape))
+        self.last_good = copy.deepcopy(self.model.state_dict())
+
+    # ---- control -----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish after the current iteration (it yields a final record)."""
+        self._stop = True
+
+    @property
+    def eval_model(self) -> DiffusionModel:
+        return self.ema_model if self.ema_model is not None else self.model
+
+    def _progress_fraction(self, elapsed: float) -> float | None:
+        c = self.config
+        fr = []
+        if c.steps:
+            fr.append(self.iteration / c.steps)
+        if c.seconds:
+            fr.append((self.seconds_before + elapsed) / c.seconds)
+        return min(1.0, max(fr)) if fr else None
+
+    def _set_lr(self, elapsed: float) -> None:
+        if not self.config.lr_decay:
+            return
+        f = self._progress_fraction(elapsed)
+        if f is None:
+            return
+        factor = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * f))
+        for g in self.optimizer.param_groups:
+            g["lr"] = g["base_lr"] * factor
+
+    def _finished(self, elapsed: float) -> bool:
+        c = self.config
+        if self._stop:
+            return True
+        if c.steps is not None and self.iteration >= c.steps:
+            return True
+        return c.seconds is not None and self.seconds_before + elapsed >= c.seconds
+
+    # ---- one update ------------------------------------------------------------------------
+    def step(self) -> float:
+        """One optimiser update; returns the minibatch loss (−K, bits in the data's unit) or NaN if skipped."""
+        x0 = self.data.sample_train(self.config.batch_size, self.generator).to(self.device)
+        K = stochastic_K_nats(self.model, x0, self.generator)
+        loss = -(K.mean() / LN2 / self.D)  # bits per dimension, the scale-free objective
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            return float("nan")
+        loss.backward()
+        grads_ok = all(p.grad is None or torch.isfinite(p.grad).all() for p in self.model.parameters())
+        if not grads_ok:
+            self.optimizer.zero_grad(set_to_none=True)
+            return float("nan")
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.iteration += 1
+        if self.ema_model is not None:
+            with torch.no_grad():
+                d = min(self.config.ema, (1 + self.iteration) / (10 + self.iteration))
+                for pe, p in zip(self.ema_model.parameters(), self.model.parameters()):
+                    pe.mul_(d).add_(p.detach(), alpha=1 - d)
+        return float(loss) * self.D / self.unit_div
+
+    # ---- evaluation -------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, with_samples: bool) -> dict:
+        m = self.eval_model
+        m.eval()
+        s = m.schedule_tensors()
+        T = m.T
+        g = torch.Generator(device="cpu").manual_seed(1234)
+        if self.config.eval_steps >= T - 1:
+            steps = list(range(1, T))
+        else:  # stratified subset of step indices, fixed so curves are comparable between records
+            steps = sorted(set(np.linspace(1, T - 1, self.config.eval_steps).round().astype(int).tolist()))
+        terms = bound_terms(m, self.heldout, g, s, steps=steps)
+        kl = terms.kl_nats
+        scale = (T - 1) / len(steps)
+        K = -kl.sum(1) * scale - terms.prior_kl_nats - terms.h_x1_given_x0_nats + terms.edge_nats
+        K_bits = K / LN2 / self.unit_div
+        null_bits = terms.log_null_nats / LN2 / self.unit_div
+        kl_step = np.full(T, np.nan)
+        kl_step[steps] = (kl[:, steps].mean(0) / LN2 / self.unit_div).cpu().numpy()
+        lower, upper = m.kernel.entropy_bounds(s, self.heldout)
+        rev_steps = steps[:: max(1, len(steps) // 32)]
+        rev = reverse_entropy_per_step(m, self.heldout[:64], g, steps=rev_steps).cpu().numpy()
+        samples = None
+        if with_samples and self.config.n_samples > 0:
+            gs = torch.Generator(device="cpu").manual_seed(self.config.seed + 777)
+            x_T = m.kernel.prior_sample((self.config.n_samples, *self.data.example_shape), generator=gs)
+            samples = sample(m, self.config.n_samples, generator=gs, x_T=x_T.to(self.device)).float().cpu().numpy()
+        m.train()
+        n = K_bits.numel()
+        return dict(
+            K_heldout_bits=float(K_bits.mean()),
+            K_heldout_stderr_bits=float(K_bits.std() / math.sqrt(n)) if n > 1 else float("nan"),
+            K_minus_Lnull_bits=float((K_bits - null_bits).mean()),
+            kl_bits_per_step=kl_step,
+            entropy_lower=lower.cpu().numpy(), entropy_upper=upper.cpu().numpy(),
+            reverse_entropy=rev, samples=samples,
+            beta=s.beta.detach().cpu().numpy().copy(), alpha_bar=s.alpha_bar.detach().cpu().numpy().copy(),
+        )
+
+    def _record(self, ev: dict, loss_bits: float, elapsed: float, its: float, skipped: int, done: bool,
+                message: str) -> TrainProgress:
+        p = TrainProgress(
+            iteration=self.iteration, seconds=self.seconds_before + elapsed, its_per_s=its, loss_bits=loss_bits,
+            K_train_bits=-loss_bits, K_heldout_bits=ev["K_heldout_bits"],
+            K_heldout_stderr_bits=ev["K_heldout_stderr_bits"], K_minus_Lnull_bits=ev["K_minus_Lnull_bits"],
+            beta_1=float(ev["beta"][0]), beta=ev["beta"], alpha_bar=ev["alpha_bar"],
+            kl_bits_per_step=ev["kl_bits_per_step"], entropy_lower=ev["entropy_lower"],
+            entropy_upper=ev["entropy_upper"], reverse_entropy=ev["reverse_entropy"], samples=ev["samples"],
+            skipped_updates=skipped, done=done, message=message)
+        h = self.history
+        for key, val in (("iteration", p.iteration), ("seconds", p.seconds), ("loss_bits", p.loss_bits),
+                         ("K_train_bits", p.K_train_bits), ("K_heldout_bits", p.K_heldout_bits),
+                         ("K_minus_Lnull_bits", p.K_minus_Lnull_bits)):
+            h.setdefault(key, []).append(float(val))
+        h.setdefault("beta", []).append(p.beta.astype(np.float64))
+        return p
+
+    def history_arrays(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self.history.items()}
+
+    def run(self) -> Iterator[TrainProgress]:
+        """Train until ``steps``/``seconds`` or :meth:`stop`; yields a record every ``report_every``
+        iterations and a final one with ``done=True``."""
+        c = self.config
+        t0 = time.perf_counter()
+        interval_t0, interval_it = t0, self.iteration
+        losses: list[float] = []
+        skipped, bad_run, n_records = 0, 0, 0
+        message = ""
+        self.model.train()
+        while not self._finished(time.perf_counter() - t0):
+            self._set_lr(time.perf_counter() - t0)
+            loss = self.step()
+            if math.isnan(loss):
+                skipped += 1
+                bad_run += 1
+                if bad_run >= c.max_bad_steps:
+                    self.model.load_state_dict(self.last_good)
+                    if self.ema_model is not None:
+                        self.ema_model.load_state_dict(self.last_good)
+                    message = (f"training diverged: {bad_run} non-finite updates in a row at iteration "
+                               f"{self.iteration}; restored the last good parameters")
+                    break
+                continue
+            bad_run = 0
+            losses.append(loss)
+            if self.iteration % c.report_every == 0:
+                now = time.perf_counter()
+                its = (self.iteration - interval_it) / max(now - interval_t0, 1e-9)
+                ev = self.evaluate(with_samples=(n_records % max(1, c.sample_every) == 0))
+                n_records += 1
+                if math.isfinite(ev["K_heldout_bits"]):
+                    self.last_good = copy.deepcopy(self.model.state_dict())
+                yield self._record(ev, float(np.mean(losses)) if losses else float("nan"), now - t0, its, skipped,
+                                   False, "")
+                losses = []
+                interval_t0, interval_it = time.perf_counter(), self.iteration
+        now = time.perf_counter()
+        its = (self.iteration - interval_it) / max(now - interval_t0, 1e-9)
+        if self.ema_model is not None and not message:
+            self.model.load_state_dict(self.ema_model.state_dict())  # the result is the averaged model
+        ev = self.evaluate(with_samples=True)
+        yield self._record(ev, float(np.mean(losses)) if losses else float("nan"), now - t0, its, skipped, True,
+                           message or ("stopped" if self._stop else "finished"))
