@@ -328,13 +328,10 @@ class DataSet:
         return _to_tensor(self.norm.forward(v))
 
     def heldout(self, n: int | None = None) -> torch.Tensor:
-        """The fixed held-out set (or its first n examples): float32 [n, *example_shape], normalized,
-        dequantized with a fixed seed, so repeated calls return identical values."""
-        if n is None:
-            n = self.n_heldout
-        n = _positive_int(n, "n")
-        if n > self.n_heldout:
-            raise ValueError(f"{self.name}: only {self.n_heldout} held-out examples, asked for {n}")
+        """The fixed held-out set, or its first min(n, n_heldout) examples (asking for more than there
+        are returns them all): float32 [n, *example_shape], normalized, dequantized with a fixed seed,
+        so repeated calls return identical values and heldout(k) == heldout()[:k]."""
+        n = self.n_heldout if n is None else min(_positive_int(n, "n"), self.n_heldout)
         return _to_tensor(self.norm.forward(self._draw_heldout(n)))
 
     def display(self, z) -> np.ndarray:
