@@ -655,8 +655,8 @@ def _run(steps: Iterator[Step], keep_trajectory: bool, stride: int):
     return last.x, (np.stack(traj) if keep_trajectory else None), np.asarray(ts, dtype=np.int64)
 
 
-def _generator(seed: int | None) -> torch.Generator:
-    g = torch.Generator()
+def _generator(seed: int | None, device=None) -> torch.Generator:
+    g = torch.Generator(device=device or "cpu")
     if seed is None:
         g.seed()
     else:
@@ -664,9 +664,15 @@ def _generator(seed: int | None) -> torch.Generator:
     return g
 
 
+def _device(device) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def inpaint_image(model_path, image_path, mask_path, out_path, *, method: Method = "clamp", seed: int | None = 0,
                   trajectory_path=None, n_samples: int = 1, sigma_r: float = 0.05, jump_length: int = 10,
-                  jump_n: int = 5, max_side: int | None = None) -> dict:
+                  jump_n: int = 5, max_side: int | None = None, device: str | torch.device | None = None) -> dict:
     """``dpm inpaint``: fill the black part of ``mask_path`` in ``image_path`` with ``model_path``'s model
     and write the result as a PNG (``n_samples`` side by side), plus the conditioned trajectory as HDF5
     if ``trajectory_path`` is given (normalised units; thinned to at most ~512 MiB).
@@ -676,11 +682,11 @@ def inpaint_image(model_path, image_path, mask_path, out_path, *, method: Method
     ValueError)."""
     _check_method(method)
     t0 = time.perf_counter()
-    loaded = load_model(model_path)
+    loaded = load_model(model_path, device=_device(device))
     prep = prepare_image(image_path, loaded, max_side=max_side)
     known = read_mask(mask_path, prep.shape_hw)
     notes = [n for n in (prep.note, mask_note(known)) if n]
-    g = _generator(seed)
+    g = _generator(seed, loaded.model.device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         steps = inpaint_steps(loaded.model, prep.y, known, method=method, n_samples=n_samples, generator=g,
@@ -702,34 +708,40 @@ def inpaint_image(model_path, image_path, mask_path, out_path, *, method: Method
 
 def denoise_image(model_path, image_path, sigma: float, out_path, *, seed: int | None = 0, assume_noisy: bool = False,
                   trajectory_path=None, n_samples: int = 1, start: DenoiseStart = "observation",
-                  noisy_path=None, max_side: int | None = None) -> dict:
-    """``dpm denoise``: ``sigma`` is the noise standard deviation in pixel units ([0, 1] scale). Unless
-    ``assume_noisy``, Gaussian noise of that σ is first added to the image (seeded; written to
-    ``noisy_path`` if given). Writes the denoised PNG and optionally the trajectory (HDF5). Returns a
-    summary dict like :func:`inpaint_image` (plus sigma, sigma_normalised, start, noisy)."""
+                  sigma_units: Literal["normalised", "pixels"] = "normalised", noisy_path=None,
+                  max_side: int | None = None, device: str | torch.device | None = None) -> dict:
+    """``dpm denoise``: ``sigma`` is the noise standard deviation in the model's normalised units (the
+    reference code's SNR-1 experiment is σ = 1), or in pixel units ([0, 1] scale) with
+    ``sigma_units="pixels"``. Unless ``assume_noisy``, Gaussian noise of that σ is first added to the
+    image (seeded; the noisy image is written to ``noisy_path`` if given, clipped for display). Writes
+    the denoised PNG and optionally the trajectory (HDF5). Returns a summary dict like
+    :func:`inpaint_image` (plus sigma, sigma_normalised, start, noisy)."""
     if not (sigma > 0 and math.isfinite(sigma)):
-        raise ValueError(f"sigma must be a positive number (pixel units), got {sigma}")
+        raise ValueError(f"sigma must be a positive number, got {sigma}")
+    if sigma_units not in ("normalised", "pixels"):
+        raise ValueError(f"sigma_units must be 'normalised' or 'pixels', got {sigma_units!r}")
     t0 = time.perf_counter()
-    loaded = load_model(model_path)
+    loaded = load_model(model_path, device=_device(device))
     prep = prepare_image(image_path, loaded, max_side=max_side)
-    g = _generator(seed)
-    noisy = prep.pixels if assume_noisy else add_noise(prep.pixels, sigma, g)
+    sigma_z = sigma if sigma_units == "normalised" else sigma_to_normalised(sigma, loaded.norm)
+    g = _generator(seed, loaded.model.device)
+    y = prep.y
+    if not assume_noisy:
+        y = y + sigma_z * torch.randn(y.shape, generator=g, dtype=y.dtype, device=g.device).cpu()
     if noisy_path is not None:
-        save_png(noisy_path, noisy)
-    y = torch.from_numpy(pixels_to_z(noisy, loaded.norm))[None].reshape(prep.y.shape)
-    sigma_z = sigma_to_normalised(sigma, loaded.norm)
+        save_png(noisy_path, to_pixels(y.reshape(prep.pixels.shape), loaded.norm))
     steps = denoise_steps(loaded.model, y, sigma_z, n_samples=n_samples, generator=g, start=start)
     stride = _trajectory_stride(loaded.model.T + 1, prep.y.numel() * n_samples * 4)
     x0, traj, ts = _run(steps, trajectory_path is not None, stride)
     px = to_pixels(x0.reshape(n_samples, *prep.pixels.shape), loaded.norm)
     save_png(out_path, px)
     meta = dict(kind="denoise", direction="reverse", model=str(model_path), image=str(image_path), sigma=sigma,
-                sigma_normalised=sigma_z, start=start, assume_noisy=assume_noisy, seed=seed, n_samples=n_samples,
-                units="normalised", norm=dict(loaded.norm))
+                sigma_units=sigma_units, sigma_normalised=sigma_z, start=start, assume_noisy=assume_noisy, seed=seed,
+                n_samples=n_samples, units="normalised", norm=dict(loaded.norm))
     if trajectory_path is not None:
         save_trajectory(trajectory_path, traj, t=ts, meta=meta)
     return dict(output=str(out_path), trajectory=None if trajectory_path is None else str(trajectory_path),
                 noisy=None if noisy_path is None else str(noisy_path), model=str(model_path), image=str(image_path),
-                sigma=sigma, sigma_normalised=sigma_z, start=start, seed=seed, n_samples=n_samples,
-                shape=list(prep.pixels.shape), steps=loaded.model.T + 1, seconds=round(time.perf_counter() - t0, 3),
-                note=prep.note)
+                sigma=sigma, sigma_units=sigma_units, sigma_normalised=sigma_z, start=start, seed=seed,
+                n_samples=n_samples, shape=list(prep.pixels.shape), steps=len(ts) if trajectory_path else None,
+                seconds=round(time.perf_counter() - t0, 3), note=prep.note)

@@ -333,7 +333,7 @@ def test_inpaint_image_and_denoise_image_write_files(tmp_path):
                     method="clamp", seed=5, n_samples=2)
     assert (tmp_path / "out.png").read_bytes() == (tmp_path / "out2.png").read_bytes()
 
-    d = I.denoise_image(tmp_path / "m.h5", tmp_path / "img.png", 0.1, tmp_path / "den.png", seed=1,
+    d = I.denoise_image(tmp_path / "m.h5", tmp_path / "img.png", 0.1, tmp_path / "den.png", seed=1, sigma_units="pixels",
                         noisy_path=tmp_path / "noisy.png", trajectory_path=tmp_path / "dtraj.h5")
     assert d["sigma_normalised"] == pytest.approx(0.1 * 255 / 256 / 0.25)
     for name in ("den.png", "noisy.png", "dtraj.h5"):
