@@ -208,28 +208,38 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
 
     # ---- inpaint / denoise -----------------------------------------------------------------------
-    ip = sub.add_parser("inpaint", help="fill the masked part of an image (spec §6)")
+    ip = sub.add_parser("inpaint", help="fill the masked part of an image (spec §6)",
+                        description="Fill the black part of MASK in IMAGE with the model (white = known, black = "
+                                    "to fill; RePaint's convention) and write a PNG (--samples side by side).")
     ip.add_argument("model", metavar="MODEL.h5")
     ip.add_argument("image", metavar="IMAGE")
-    ip.add_argument("--mask", required=True, metavar="MASK.png", help="white = fill in, black = keep")
+    ip.add_argument("--mask", required=True, metavar="MASK.png", help="white = keep (known), black = fill in")
     ip.add_argument("--out", required=True, metavar="OUT.png")
     ip.add_argument("--trajectory", metavar="FILE.h5", help="also save every state x^t")
-    ip.add_argument("--method", choices=("clamp", "annealed", "repaint"), default="clamp")
+    ip.add_argument("--method", choices=("clamp", "annealed", "repaint"), default="clamp",
+                    help="clamp: the paper's/code's (known pixels fixed); annealed: a Gaussian r around the known "
+                         "pixels; repaint: RePaint resampling (default clamp)")
     ip.add_argument("--seed", type=int, default=0)
     ip.add_argument("--samples", type=_positive_int, default=1, metavar="N")
-    ip.add_argument("--json", action="store_true")
+    ip.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     ip.add_argument("--device", default=None, help="auto, cpu or cuda")
     threads_arg(ip)
 
-    dn = sub.add_parser("denoise", help="denoise an image (spec §6, the code's SNR-1 experiment)")
+    dn = sub.add_parser("denoise", help="denoise an image (spec §6, the code's SNR-1 experiment)",
+                        description="Multiply each reverse step by N(x; y, σ²) (spec §6). Unless --assume-noisy, "
+                                    "noise of σ is first added to IMAGE (seeded).")
     dn.add_argument("model", metavar="MODEL.h5")
     dn.add_argument("image", metavar="IMAGE")
-    dn.add_argument("--sigma", required=True, type=_nonneg_float, metavar="S", help="noise σ in the model's normalised units")
+    dn.add_argument("--sigma", required=True, type=_positive_float, metavar="S",
+                    help="noise σ, in the model's normalised units (the code's SNR-1 experiment: 1) or --sigma-units pixels")
+    dn.add_argument("--sigma-units", choices=("normalised", "pixels"), default="normalised")
     dn.add_argument("--out", required=True, metavar="OUT.png")
     dn.add_argument("--assume-noisy", action="store_true", help="the image is already noisy (else noise is added first)")
+    dn.add_argument("--noisy-out", metavar="NOISY.png", help="also write the noisy input")
     dn.add_argument("--trajectory", metavar="FILE.h5", help="also save every state x^t")
     dn.add_argument("--seed", type=int, default=0)
-    dn.add_argument("--json", action="store_true")
+    dn.add_argument("--samples", type=_positive_int, default=1, metavar="N")
+    dn.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     dn.add_argument("--device", default=None, help="auto, cpu or cuda")
     threads_arg(dn)
     return p
@@ -663,6 +673,7 @@ def cmd_train(args, argv: Sequence[str]) -> int:
                 f"{c.arch} net, {trainer.model.count_parameters():,} parameters, on {device}, for {budget_txt}"
                 + (f", from iteration {st.iteration} of {st.resumed_from}" if st.resumed_from else ""))
     last_save = time.monotonic()
+    n_autosaves = 0
     final: TrainProgress | None = None
 
     def on_interrupt():
@@ -684,6 +695,7 @@ def cmd_train(args, argv: Sequence[str]) -> int:
                     save(trainer.eval_model, dict(complete=False, iterations=p.iteration, train_seconds=p.seconds,
                                                   K_heldout_live_bits=p.K_heldout_bits))
                     last_save = time.monotonic()
+                    n_autosaves += 1
             status.end()
     except KeyboardInterrupt:
         status.end()
@@ -698,7 +710,7 @@ def cmd_train(args, argv: Sequence[str]) -> int:
     x_held = data.heldout(n_eval).to(device)
     status.line(f"evaluating K exactly on {n_eval} held-out examples ({c.T - 1} KL terms each)")
     extra = dict(complete=True, iterations=final.iteration, train_seconds=final.seconds,
-                 skipped_updates=final.skipped_updates, message=final.message)
+                 skipped_updates=final.skipped_updates, message=final.message, autosaves=n_autosaves)
     try:
         summary = evaluate_bound(model, x_held, data.unit, generator=_generator(device, 0),
                                  batch_size=_eval_batch(data.kind, model),
@@ -1173,18 +1185,42 @@ def _device_kw(args) -> dict:
     return {"device": args.device}
 
 
+def _wrap_inpainting(args, call: Callable[[], dict]) -> dict:
+    try:
+        return call()
+    except (CheckpointError, DataError):
+        raise
+    except ValueError as e:  # a problem of this image with this model; name both
+        fail(f"{args.image} with {args.model}: {e}")
+
+
 def cmd_inpaint(args) -> int:
     mod = _inpainting()
-    res = mod.inpaint_image(args.model, args.image, args.mask, args.out, method=args.method, seed=args.seed,
-                            trajectory_path=args.trajectory, n_samples=args.samples, **_device_kw(args))
+    out = _check_out_path(args.out, (".png",), "the output image (--out)")
+    if args.trajectory:
+        _check_out_path(args.trajectory, (".h5", ".hdf5"), "the trajectory file (--trajectory)")
+    res = _wrap_inpainting(args, lambda: mod.inpaint_image(
+        args.model, args.image, args.mask, out, method=args.method, seed=args.seed, trajectory_path=args.trajectory,
+        n_samples=args.samples, **_device_kw(args)))
     _print_result(res, args.json)
     return 0
 
 
 def cmd_denoise(args) -> int:
     mod = _inpainting()
-    res = mod.denoise_image(args.model, args.image, args.sigma, args.out, seed=args.seed,
-                            assume_noisy=args.assume_noisy, trajectory_path=args.trajectory, **_device_kw(args))
+    out = _check_out_path(args.out, (".png",), "the output image (--out)")
+    if args.trajectory:
+        _check_out_path(args.trajectory, (".h5", ".hdf5"), "the trajectory file (--trajectory)")
+    kw = _device_kw(args)
+    if args.samples != 1:
+        kw["n_samples"] = args.samples
+    if args.sigma_units != "normalised":
+        kw["sigma_units"] = args.sigma_units
+    if args.noisy_out:
+        kw["noisy_path"] = str(_check_out_path(args.noisy_out, (".png",), "the noisy image (--noisy-out)"))
+    res = _wrap_inpainting(args, lambda: mod.denoise_image(
+        args.model, args.image, args.sigma, out, seed=args.seed, assume_noisy=args.assume_noisy,
+        trajectory_path=args.trajectory, **kw))
     _print_result(res, args.json)
     return 0
 
@@ -1227,6 +1263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(f"unknown command {args.command!r}")
     except (CLIError, CheckpointError, DataError) as e:
         msg = str(e)
+    except BrokenPipeError:  # `dpm eval ... | head`: stop quietly
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except FileNotFoundError as e:
         msg = f"{e.filename}: no such file or folder" if e.filename else str(e)
     except OSError as e:
@@ -1238,6 +1278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dpm: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: still one line, unless asked for the traceback
+        if os.environ.get("DPM_DEBUG"):
+            raise
+        msg = f"internal error ({type(e).__name__}: {e}); run with DPM_DEBUG=1 for a traceback"
     print(f"dpm: error: {_one_line(msg)}", file=sys.stderr)
     return 2
 
