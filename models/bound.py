@@ -89,6 +89,28 @@ def stochastic_K_nats(model: DiffusionModel, x0: torch.Tensor, generator=None, s
     return -(T - 1) * kl.to(torch.float64) - e["prior_kl"] - e["h_x1_given_x0"] + e["edge"]
 
 
+def sampled_K_nats(model: DiffusionModel, x0: torch.Tensor, n_steps: int, generator=None, s=None) -> torch.Tensor:
+    """Stratified estimate of K per example [B] (nats) from ``n_steps`` step indices per example.
+
+    Example b evaluates k = 1 + ⌊(j + u_b)(T − 1)/m⌋ for j = 0..m−1 with u_b ~ U(0, 1): each k ≥ 1 is
+    then included with probability m/(T − 1), so weighting every term by (T − 1)/m is unbiased. With
+    m = T − 1 this is the exact sum over all steps (one x^t draw per step); with m = 1 it is the
+    one-random-t estimator. All m·B evaluations go through the network as one batch."""
+    s = model.schedule_tensors() if s is None else s
+    T, B = model.T, x0.shape[0]
+    m = max(1, min(int(n_steps), T - 1))
+    if m == T - 1:
+        k = torch.arange(1, T, device=x0.device).repeat(B)
+    else:
+        u = torch.rand(B, 1, generator=generator, device=x0.device)
+        j = torch.arange(m, device=x0.device)[None]
+        k = (1 + torch.floor((j + u) * (T - 1) / m)).long().clamp(1, T - 1).reshape(-1)
+    x_rep = x0.repeat_interleave(m, dim=0)
+    kl = step_kl(model, x_rep, k, s, _noise_like(model, x_rep, generator)).reshape(B, m)
+    e = _edge(model, x0, s)
+    return -((T - 1) / m) * kl.to(torch.float64).sum(1) - e["prior_kl"] - e["h_x1_given_x0"] + e["edge"]
+
+
 @torch.no_grad()
 def bound_terms(model: DiffusionModel, x0: torch.Tensor, generator=None, s=None, steps=None) -> BoundTerms:
     """Every per-step KL term [B, T], one x^t draw per (example, step): K summed over all t.

@@ -146,15 +146,16 @@ class _FlatBump(nn.Module):
 
 class MultiScaleConv(nn.Module):
     """The paper's multi-scale convolution (§4.3): mean-pool to scale 2^s, 3×3 conv at each scale,
-    upsample every scale to full resolution and sum, then one pointwise nonlinearity.
-    Zero-padded, so it runs on images of any size."""
+    upsample every scale to full resolution and sum, then one pointwise nonlinearity (after adding an
+    optional per-channel ``bias`` [B, C_out], used for time conditioning). Zero-padded, so it runs on
+    images of any size."""
 
     def __init__(self, c_in: int, c_out: int, n_scales: int, activation: str):
         super().__init__()
         self.convs = nn.ModuleList(nn.Conv2d(c_in, c_out, 3, padding=1) for _ in range(n_scales))
         self.act = make_activation(activation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         H, W = x.shape[-2:]
         acc = None
         for s, conv in enumerate(self.convs):
@@ -162,15 +163,22 @@ class MultiScaleConv(nn.Module):
                 y = conv(x)
             else:
                 f = 2**s
+                if H < f and W < f:
+                    break
                 y = conv(F.avg_pool2d(x, f, ceil_mode=True, count_include_pad=False))
                 y = F.interpolate(y, size=(H, W), mode="nearest")
             acc = y if acc is None else acc + y
+        if bias is not None:
+            acc = acc + bias[:, :, None, None]
         return self.act(acc)
 
 
 class ConvNet(nn.Module):
     """Fully convolutional image net (§4.3): multi-scale conv layers, then per-pixel dense (1×1) layers,
-    then a per-pixel bump readout. Input [B, C, H, W] → output [B, n_out, C, H, W]; any H, W."""
+    then a per-pixel bump readout. Input [B, C, H, W] → output [B, n_out, C, H, W]; any H, W.
+
+    With ``time_features > 0`` the bump basis g(t) also enters every multi-scale layer as a learned
+    per-channel bias (a cheap departure from the paper, where time enters only at the readout)."""
 
     def __init__(self, C: int, n_out: int, T: int, hidden: int = 32, conv_layers: int = 3, n_scales: int = 3,
                  dense_layers: int = 2, dense_hidden: int = 64, conv_activation: str = "softplus",
@@ -180,22 +188,24 @@ class ConvNet(nn.Module):
         self.time_features = time_features
         if time_features:
             self.time_in = TimeBasis(T, time_features)
-        layers: list[nn.Module] = []
-        c = C + time_features
+            self.time_bias = nn.ModuleList(nn.Linear(time_features, hidden) for _ in range(conv_layers))
+        self.convs = nn.ModuleList()
+        c = C
         for _ in range(conv_layers):
-            layers.append(MultiScaleConv(c, hidden, n_scales, conv_activation))
+            self.convs.append(MultiScaleConv(c, hidden, n_scales, conv_activation))
             c = hidden
+        dense: list[nn.Module] = []
         for _ in range(dense_layers):
-            layers += [nn.Conv2d(c, dense_hidden, 1), make_activation(dense_activation)]
+            dense += [nn.Conv2d(c, dense_hidden, 1), make_activation(dense_activation)]
             c = dense_hidden
-        self.trunk = nn.Sequential(*layers)
+        self.dense = nn.Sequential(*dense)
         self.readout = BumpReadout(c, n_out * C, T, J)
 
     def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
+        g = self.time_in(k).to(x.dtype) if self.time_features else None
         h = x
-        if self.time_features:
-            tf = self.time_in(k).to(x.dtype)[:, :, None, None].expand(B, self.time_features, H, W)
-            h = torch.cat([h, tf], dim=1)
-        h = self.trunk(h)
+        for i, layer in enumerate(self.convs):
+            h = layer(h, self.time_bias[i](g) if g is not None else None)
+        h = self.dense(h)
         return self.readout(h, k).reshape(B, self.n_out, C, H, W)

@@ -21,8 +21,8 @@ class Preset:
 
 
 def _conv(shape, T, **kw) -> ModelConfig:
-    base = dict(kernel="gaussian", T=T, example_shape=shape, arch="conv", hidden=32, conv_layers=3, n_scales=3,
-                dense_layers=2, dense_hidden=64, activation="tanh", conv_activation="softplus", J=10,
+    base = dict(kernel="gaussian", T=T, example_shape=shape, arch="conv", hidden=16, conv_layers=3, n_scales=3,
+                dense_layers=1, dense_hidden=32, activation="tanh", conv_activation="softplus", J=10,
                 schedule="reference", learn_beta=False, param="paper", time_features=10)
     base.update(kw)
     return ModelConfig(**base)

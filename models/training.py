@@ -20,7 +20,7 @@ from typing import Iterator, Literal
 import numpy as np
 import torch
 
-from .bound import LN2, bound_terms, reverse_entropy_per_step, stochastic_K_nats, unit_divisor
+from .bound import LN2, bound_terms, reverse_entropy_per_step, sampled_K_nats, stochastic_K_nats, unit_divisor
 from .reverse import DiffusionModel
 from .sampling import sample
 
@@ -58,6 +58,7 @@ class TrainConfig:
     seed: int = 0
     ema: float | None = 0.999  # evaluate with an exponential moving average of the weights
     max_bad_steps: int = 50
+    steps_per_example: int = 1  # step indices per example in the training estimate (T − 1 = all; stratified)
 
     def __post_init__(self):
         if self.optimizer not in ("adam", "rmsprop"):
@@ -163,7 +164,10 @@ class Trainer:
     def step(self) -> float:
         """One optimiser update; returns the minibatch loss (−K, bits in the data's unit) or NaN if skipped."""
         x0 = self.data.sample_train(self.config.batch_size, self.generator).to(self.device)
-        K = stochastic_K_nats(self.model, x0, self.generator)
+        if self.config.steps_per_example > 1:
+            K = sampled_K_nats(self.model, x0, self.config.steps_per_example, self.generator)
+        else:
+            K = stochastic_K_nats(self.model, x0, self.generator)
         loss = -(K.mean() / LN2 / self.D)  # bits per dimension, the scale-free objective
         self.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
@@ -182,7 +186,7 @@ class Trainer:
                 d = min(self.config.ema, (1 + self.iteration) / (10 + self.iteration))
                 for pe, p in zip(self.ema_model.parameters(), self.model.parameters()):
                     pe.mul_(d).add_(p.detach(), alpha=1 - d)
-        return float(loss) * self.D / self.unit_div
+        return float(loss.detach()) * self.D / self.unit_div
 
     # ---- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
