@@ -268,15 +268,19 @@ def _finite(v):
     return v
 
 
-def _jsonable(d: dict) -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, (np.floating, np.integer)):
-            v = v.item()
-        if isinstance(v, dict):
-            v = _jsonable(v)
-        out[k] = _finite(v)
-    return out
+def _jsonable(v):
+    """A JSON-safe copy: numpy scalars → Python, NaN/Inf → None, tuples → lists, recursively."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
+        v = v.item()
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return _finite(v)
+    return str(v)
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -365,7 +369,8 @@ class _Status:
         try:
             width = os.get_terminal_size(self.stream.fileno()).columns
         except (OSError, ValueError, AttributeError):
-            width = 100
+            width = 0
+        width = width if width >= 20 else 100
         self.stream.write("\r" + text[: width - 1].ljust(width - 1))
         self.stream.flush()
         self._open = True
@@ -682,10 +687,12 @@ def cmd_train(args, argv: Sequence[str]) -> int:
 
     try:
         with _graceful_interrupt(on_interrupt):
+            its = 0.0
             for p in trainer.run():
                 final = p
                 frac = _fraction(p, tc)
-                text = (f"{_progress_bar(frac)}it {p.iteration}  {p.its_per_s:7.1f} it/s  "
+                its = p.its_per_s if p.its_per_s > 0 else its  # the final record may cover no iterations
+                text = (f"{_progress_bar(frac)}it {p.iteration}  {its:7.1f} it/s  "
                         f"K held-out {_fmt(p.K_heldout_bits)} {data.unit}  {p.seconds:6.1f} s")
                 if status.tty:
                     status.bar(text)
@@ -951,7 +958,7 @@ def cmd_eval(args) -> int:
                               parzen_samples=args.parzen_samples, device=args.device, seed=args.seed,
                               batch_size=args.batch_size, cifar_dir=args.cifar_dir, status=status)
     if args.json:
-        print(json.dumps(res, sort_keys=True))
+        print(json.dumps(_jsonable(res), sort_keys=True, allow_nan=False))
         return 0
     u = res["unit"]
     print(f"model      {res['model']}")
@@ -1116,7 +1123,7 @@ def model_info(path: str) -> dict:
 def cmd_info(args) -> int:
     info = model_info(args.model)
     if args.json:
-        print(json.dumps(info, sort_keys=True, default=str))
+        print(json.dumps(_jsonable(info), sort_keys=True, allow_nan=False))
         return 0
     c, meta = info["config"], info["meta"]
     shape = tuple(c["example_shape"])
@@ -1169,7 +1176,7 @@ def _inpainting():
 
 def _print_result(res: Any, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(res if isinstance(res, dict) else {"result": res}, sort_keys=True, default=str))
+        print(json.dumps(_jsonable(res if isinstance(res, dict) else {"result": res}), sort_keys=True, allow_nan=False))
         return
     if isinstance(res, dict):
         for k, v in res.items():
