@@ -1,0 +1,4 @@
+"""``python -m explorer``: the same as the ``dpm-explorer`` command."""
+from .app import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""Shared look for the plot panels."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+PEN_TRAIN = pg.mkPen(150, 170, 220, width=1)
+PEN_HELDOUT = pg.mkPen(30, 90, 200, width=2)
+PEN_REFERENCE = pg.mkPen(40, 150, 60, width=1.5, style=pg.QtCore.Qt.DashLine)
+PEN_CEILING = pg.mkPen(200, 50, 50, width=1.5, style=pg.QtCore.Qt.DashLine)
+PEN_BETA = pg.mkPen(200, 110, 20, width=2)
+PEN_FAINT = pg.mkPen(160, 160, 160, width=1, style=pg.QtCore.Qt.DashLine)
+
+
+def make_plot(title: str, x_label: str, y_label: str, name: str = "") -> pg.PlotWidget:
+    """A PlotWidget with labels and a small font, clip-to-view and auto downsampling for long curves."""
+    w = pg.PlotWidget()
+    if name:
+        w.setObjectName(name)
+    pi = w.getPlotItem()
+    pi.setTitle(title, size="9pt")
+    pi.setLabel("bottom", x_label)
+    pi.setLabel("left", y_label)
+    pi.showGrid(x=True, y=True, alpha=0.15)
+    pi.setClipToView(True)
+    pi.setDownsampling(auto=True, mode="peak")
+    w.setMinimumSize(220, 150)
+    return w
+
+
+def finite_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Only the points where both x and y are finite (float64, contiguous)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    return np.ascontiguousarray(x[ok]), np.ascontiguousarray(y[ok])
+
+
+def steps_axis(T: int) -> np.ndarray:
+    """Paper times t = 1..T for per-step arrays indexed k = t − 1."""
+    return np.arange(1, T + 1, dtype=np.float64)

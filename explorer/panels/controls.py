@@ -1,0 +1,298 @@
+"""The left dock, "Data and model": preset, own data, drawing; architecture, T, schedule, device;
+Train / Pause / Stop; model files and recent files. The panel only emits requests; the main window acts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QMenu,
+                               QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+
+from models.config import ModelConfig
+from models.presets import BUNDLED, PRESETS
+from models.schedules import SCHEDULE_NAMES
+
+from ..session import describe_data, describe_model
+from ..state import AppState
+
+ARCHS_BY_KIND = {"points": ("mlp", "rbf"), "binary": ("mlp", "rbf"), "images": ("conv",)}
+DRAWN = "drawn by hand"
+
+
+def available_devices() -> list[str]:
+    import torch
+
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+class ControlsPanel(QWidget):
+    preset_chosen = Signal(str)
+    open_data_requested = Signal()
+    draw_requested = Signal()
+    config_edited = Signal(object)  # a ModelConfig proposed by the user
+    new_model_requested = Signal()
+    train_requested = Signal()
+    pause_requested = Signal()  # toggles pause / resume
+    stop_requested = Signal()
+    open_model_requested = Signal()
+    save_model_requested = Signal()
+    recent_requested = Signal(str)
+    device_changed = Signal(str)
+
+    def __init__(self, state: AppState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self._syncing = False
+        self.pending_config: ModelConfig | None = None
+
+        # --- data ----------------------------------------------------------------------------------
+        self.preset = QComboBox()
+        self.preset.setObjectName("preset_combo")
+        for name, p in PRESETS.items():
+            label = name if name in BUNDLED else f"{name} (your files)"
+            self.preset.addItem(label, name)
+            self.preset.setItemData(self.preset.count() - 1, p.note or p.unit, Qt.ToolTipRole)
+        self.preset.setToolTip("The paper's experiments (spec §11): data, model and training defaults")
+        self.open_data = QPushButton("Open data…")
+        self.open_data.setToolTip("A .npy / .csv / .h5 file, an image or a folder of images (or drop one on the window)")
+        self.draw = QPushButton("Draw…")
+        self.draw.setToolTip("Paint a 2-D distribution with the mouse and train on it")
+        self.data_label = QLabel()
+        self.data_label.setWordWrap(True)
+        self.data_label.setObjectName("data_label")
+        data_box = QGroupBox("Data")
+        g = QGridLayout(data_box)
+        g.addWidget(QLabel("Preset"), 0, 0)
+        g.addWidget(self.preset, 0, 1, 1, 2)
+        g.addWidget(self.open_data, 1, 1)
+        g.addWidget(self.draw, 1, 2)
+        g.addWidget(self.data_label, 2, 0, 1, 3)
+
+        # --- model ---------------------------------------------------------------------------------
+        self.arch = QComboBox()
+        self.width = QSpinBox()
+        self.width.setRange(2, 1024)
+        self.width.setToolTip("Hidden units (MLP), channels (conv) or RBF units")
+        self.T = QSpinBox()
+        self.T.setRange(2, 5000)
+        self.T.setToolTip("Number of diffusion steps")
+        self.schedule = QComboBox()
+        self.schedule.setToolTip("β_t schedule (spec §3); drag β on the schedule plot to draw one by hand")
+        self.beta_1 = QDoubleSpinBox()
+        self.beta_1.setDecimals(5)
+        self.beta_1.setRange(1e-5, 0.5)
+        self.beta_1.setSingleStep(1e-4)
+        self.beta_1.setToolTip("Fixed first step β_1: caps K − L_null at ½·log2((1 − ᾱ_T)/β_1) bits per dimension")
+        self.learn_beta = QCheckBox("learn β₂..T")
+        self.learn_beta.setToolTip("Learn the schedule by gradient ascent on K, β_1 fixed (paper §2.4.1)")
+        self.device = QComboBox()
+        self.device.addItems(available_devices())
+        self.device.setToolTip("Where training runs (CUDA appears when a GPU is available)")
+        self.new_model = QPushButton("New model")
+        self.new_model.setToolTip("Start an untrained model with these settings on the current data")
+        self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
+        self.model_label.setObjectName("model_label")
+        model_box = QGroupBox("Model")
+        f = QFormLayout(model_box)
+        f.addRow("Architecture", self.arch)
+        f.addRow("Width", self.width)
+        f.addRow("Steps T", self.T)
+        f.addRow("Schedule", self.schedule)
+        f.addRow("β₁", self.beta_1)
+        f.addRow("", self.learn_beta)
+        f.addRow("Device", self.device)
+        f.addRow(self.new_model)
+        f.addRow(self.model_label)
+
+        # --- training ------------------------------------------------------------------------------
+        self.budget = QSpinBox()
+        self.budget.setRange(0, 24 * 3600)
+        self.budget.setSuffix(" s")
+        self.budget.setSpecialValueText("until stopped")
+        self.budget.setToolTip("Training time (0 = until you press Stop)")
+        self.train = QPushButton("Train")
+        self.train.setObjectName("train_button")
+        self.train.setToolTip("Train the current model (continues a trained one) (Ctrl+T)")
+        self.pause = QPushButton("Pause")
+        self.pause.setObjectName("pause_button")
+        self.pause.setToolTip("Pause / resume training (Ctrl+P)")
+        self.stop = QPushButton("Stop")
+        self.stop.setObjectName("stop_button")
+        self.stop.setToolTip("Stop training; the model keeps what it learned (Ctrl+.)")
+        train_box = QGroupBox("Training")
+        tg = QGridLayout(train_box)
+        tg.addWidget(QLabel("Budget"), 0, 0)
+        tg.addWidget(self.budget, 0, 1, 1, 2)
+        tg.addWidget(self.train, 1, 0)
+        tg.addWidget(self.pause, 1, 1)
+        tg.addWidget(self.stop, 1, 2)
+
+        # --- files ---------------------------------------------------------------------------------
+        self.open_model = QPushButton("Open model…")
+        self.save_model = QPushButton("Save model…")
+        self.recent = QToolButton()
+        self.recent.setText("Recent")
+        self.recent.setPopupMode(QToolButton.InstantPopup)
+        self.recent_menu = QMenu(self.recent)
+        self.recent.setMenu(self.recent_menu)
+        files_box = QGroupBox("Files")
+        fg = QGridLayout(files_box)
+        fg.addWidget(self.open_model, 0, 0)
+        fg.addWidget(self.save_model, 0, 1)
+        fg.addWidget(self.recent, 0, 2)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        for box in (data_box, model_box, train_box, files_box):
+            lay.addWidget(box)
+        lay.addStretch(1)
+
+        # --- wiring ----------------------------------------------------------------------------------
+        self.preset.activated.connect(lambda i: self.preset_chosen.emit(self.preset.itemData(i)))
+        self.open_data.clicked.connect(self.open_data_requested)
+        self.draw.clicked.connect(self.draw_requested)
+        for w in (self.arch, self.schedule):
+            w.currentIndexChanged.connect(self._edited)
+        for w in (self.width, self.T):
+            w.editingFinished.connect(self._edited)
+        self.beta_1.editingFinished.connect(self._edited)
+        self.learn_beta.toggled.connect(self._edited)
+        self.device.currentTextChanged.connect(self._device)
+        self.new_model.clicked.connect(self.new_model_requested)
+        self.train.clicked.connect(self.train_requested)
+        self.pause.clicked.connect(self.pause_requested)
+        self.stop.clicked.connect(self.stop_requested)
+        self.open_model.clicked.connect(self.open_model_requested)
+        self.save_model.clicked.connect(self.save_model_requested)
+        state.session_changed.connect(self.sync)
+        state.schedule_changed.connect(self.sync)
+        state.training_changed.connect(lambda _s: self.sync())
+        state.recent_changed.connect(self._fill_recent)
+        state.progress_added.connect(lambda _p: self._update_model_label())
+        self._fill_recent()
+        self.sync()
+
+    # ---- state → widgets ------------------------------------------------------------------------------
+    def sync(self) -> None:
+        s = self.state
+        self._syncing = True
+        try:
+            if s.preset is not None:
+                self.preset.setCurrentIndex(self.preset.findData(s.preset.name))
+            self.data_label.setText(describe_data(s.data))
+            self.data_label.setToolTip(getattr(s.data, "source", "") if s.data is not None else "")
+            if s.model is not None:
+                c = s.model.config
+                self.arch.clear()
+                archs = ARCHS_BY_KIND[s.kind]
+                self.arch.addItems(archs if c.arch in archs else (*archs, c.arch))
+                self.arch.setCurrentText(c.arch)
+                self.width.setValue(c.rbf_units if c.arch == "rbf" else c.hidden)
+                self.T.setValue(c.T)
+                self.schedule.clear()
+                names = [n for n in SCHEDULE_NAMES if (n == "binomial") == (c.kernel == "binomial")]
+                self.schedule.addItems(names)
+                if s.schedule_source == "drawn":
+                    self.schedule.addItem(DRAWN)
+                    self.schedule.setCurrentText(DRAWN)
+                else:
+                    self.schedule.setCurrentText(c.schedule)
+                beta1 = s.curves.beta_1 if s.curves is not None else (c.beta_1 or 1e-3)
+                self.beta_1.setValue(beta1)
+                self.learn_beta.setChecked(c.learn_beta)
+                gaussian = c.kernel == "gaussian"
+                self.learn_beta.setEnabled(gaussian)
+                self.beta_1.setEnabled(gaussian)
+            self.device.setCurrentText(s.device)
+            self.pending_config = None
+            self._update_model_label()
+            self._update_buttons()
+        finally:
+            self._syncing = False
+
+    def _update_model_label(self) -> None:
+        s = self.state
+        if s.model is None:
+            self.model_label.setText("no model")
+            return
+        where = f"from {s.model_path.name}" if s.model_path is not None else "not saved"
+        trained = f"trained {s.iteration:,} iterations" if s.is_trained else "untrained"
+        text = f"{describe_model(s.model)} · {trained} · {where}"
+        if self.pending_config is not None:
+            text += " · <b>settings changed: press New model to apply</b>"
+        self.model_label.setText(text)
+
+    def _update_buttons(self) -> None:
+        s = self.state
+        idle = s.training == "idle"
+        has_data = s.data is not None
+        self.train.setEnabled(idle and has_data and s.model is not None)
+        self.train.setToolTip("Train the current model (Ctrl+T)" if has_data else "open data to train this model")
+        self.pause.setEnabled(s.training in ("running", "paused"))
+        self.pause.setText("Resume" if s.training == "paused" else "Pause")
+        self.stop.setEnabled(s.training in ("running", "paused"))
+        for w in (self.preset, self.open_data, self.draw, self.open_model, self.arch, self.width, self.T,
+                  self.schedule, self.beta_1, self.learn_beta, self.device, self.new_model, self.recent):
+            w.setEnabled(idle)
+        self.save_model.setEnabled(s.training in ("idle", "paused") and s.model is not None)
+        if idle and s.model is not None:
+            g = s.model.is_gaussian
+            self.learn_beta.setEnabled(g)
+            self.beta_1.setEnabled(g)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.state.recent:
+            act = self.recent_menu.addAction(Path(p).name)
+            act.setToolTip(p)
+            act.setStatusTip(p)
+            act.triggered.connect(lambda _c=False, p=p: self.recent_requested.emit(p))
+        self.recent.setEnabled(bool(self.state.recent) and self.state.training == "idle")
+
+    # ---- widgets → requests -----------------------------------------------------------------------------
+    def proposed_config(self) -> ModelConfig | None:
+        s = self.state
+        if s.model is None:
+            return None
+        c = s.model.config
+        arch = self.arch.currentText() or c.arch
+        width = int(self.width.value())
+        sched = self.schedule.currentText()
+        changes = dict(arch=arch, T=int(self.T.value()), learn_beta=bool(self.learn_beta.isChecked()))
+        if arch == "rbf":
+            changes["rbf_units"] = width
+        else:
+            changes["hidden"] = width
+        if sched and sched != DRAWN:
+            changes["schedule"] = sched
+        if c.kernel == "gaussian":
+            changes["beta_1"] = float(self.beta_1.value())
+        return c.replace(**changes)
+
+    def _edited(self, *_a) -> None:
+        if self._syncing:
+            return
+        s = self.state
+        try:
+            cfg = self.proposed_config()
+        except ValueError as e:
+            s.post("warning", f"invalid model settings: {e}")
+            return
+        if cfg is None:
+            return
+        if self.schedule.currentText() == DRAWN and cfg == s.model.config:
+            return
+        if cfg == s.model.config and not (s.schedule_source == "drawn" and self.schedule.currentText() != DRAWN):
+            if not (s.curves is not None and abs(s.curves.beta_1 - float(self.beta_1.value())) > 1e-12):
+                return
+        self.config_edited.emit(cfg)
+
+    def mark_pending(self, cfg: ModelConfig | None) -> None:
+        self.pending_config = cfg
+        self.new_model.setStyleSheet("font-weight: bold;" if cfg is not None else "")
+        self._update_model_label()
+
+    def _device(self, name: str) -> None:
+        if not self._syncing and name:
+            self.device_changed.emit(name)

@@ -1,0 +1,43 @@
+"""Per-step entropy bounds (spec §2.4, Eq. 24) as a band, with the model's own reverse-step entropy
+inside it: the optimal reverse variance lies between β̃_t and β_t (spec §12)."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from ..state import AppState
+from ._plots import PEN_HELDOUT, finite_xy, make_plot, steps_axis
+
+
+class EntropyPanel(QWidget):
+    def __init__(self, state: AppState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.plot = make_plot("Reverse-step entropy H(X^{t−1}|X^t) and its bounds", "t",
+                              "bits per dimension", name="entropy_plot")
+        pi = self.plot.getPlotItem()
+        pi.addLegend(offset=(-8, -8), labelTextSize="8pt")
+        self.upper = pg.PlotCurveItem(pen=pg.mkPen(120, 120, 200, width=1), name="upper bound")
+        self.lower = pg.PlotCurveItem(pen=pg.mkPen(120, 160, 120, width=1), name="lower bound")
+        self.band = pg.FillBetweenItem(self.lower, self.upper, brush=pg.mkBrush(150, 170, 230, 70))
+        pi.addItem(self.band)
+        pi.addItem(self.upper)
+        pi.addItem(self.lower)
+        self.model_entropy = pi.plot(name="model", pen=PEN_HELDOUT, symbol="o", symbolSize=4,
+                                     symbolBrush=PEN_HELDOUT.color(), symbolPen=None)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.plot)
+        state.curves_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        c = self.state.curves
+        if c is None:
+            return
+        t = steps_axis(c.T)
+        lo = np.where(np.isfinite(c.entropy_lower_bits), c.entropy_lower_bits, c.entropy_upper_bits)
+        self.upper.setData(t, np.ascontiguousarray(c.entropy_upper_bits))
+        self.lower.setData(t, np.ascontiguousarray(lo))
+        self.model_entropy.setData(*finite_xy(t, c.reverse_entropy_bits))

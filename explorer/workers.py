@@ -1,0 +1,347 @@
+"""Background jobs. Each wraps a :mod:`models` generator in a thread and hands plain results (typed
+records, contiguous float32 numpy arrays) to the GUI thread through queued signals. Widgets are never
+touched here.
+
+* :class:`TrainWorker` iterates ``Trainer(...).run()``; pause, resume and stop take effect between two
+  network evaluations (a forward pre-hook is the cancellation point), so a Stop lands within one
+  training step or one evaluation batch, never after a whole report interval.
+* :class:`TrajectoryWorker` runs ``forward_steps`` / ``reverse_steps`` once and caches every kept x^t
+  as float32 ``[S, N, *shape]`` (plus, for 2-D points, the reverse drift on a grid).
+* :func:`run_task` runs a plain function (loading a file or a preset) in Qt's thread pool.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from PySide6.QtCore import QThread, Signal
+
+from models.reverse import DiffusionModel
+from models.sampling import forward_steps, reverse_steps
+from models.training import TrainConfig, Trainer
+
+from .state import Trajectory
+
+
+class _Stopped(Exception):
+    """Raised inside the training thread at a cancellation point once Stop was asked for."""
+
+
+class _GatedData:
+    """The data set as the Trainer sees it: every training batch first passes ``gate`` (pause, stop and
+    snapshot requests are served there, between two optimiser updates)."""
+
+    def __init__(self, data, gate: Callable[[], None]):
+        self._data = data
+        self._gate = gate
+
+    def __getattr__(self, name):
+        return getattr(self._data, name)
+
+    def sample_train(self, n, generator):
+        self._gate()
+        return self._data.sample_train(n, generator)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished (or stopped) run leaves behind, for saving and resuming."""
+
+    message: str
+    iteration: int
+    history: dict
+    optimizer_state: dict | None
+    stopped: bool
+
+
+def copy_model(model: DiffusionModel) -> DiffusionModel:
+    """An independent CPU copy of ``model`` (weights and schedule), in eval mode."""
+    m = DiffusionModel(model.config)
+    m.load_state_dict({k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()})
+    return m.eval()
+
+
+class TrainWorker(QThread):
+    """Trains ``model`` on ``data`` in its own thread.
+
+    The report interval is calibrated once at the start: ``report_every`` is chosen so that a record
+    arrives every ~0.5 s of training and evaluation takes at most ~20 % of the time (set
+    ``calibrate=False`` to use ``config.report_every`` as given).
+    """
+
+    progress = Signal(object)  # TrainProgress
+    snapshot_ready = Signal(object)  # DiffusionModel (CPU copy of the evaluation weights)
+    done = Signal(object)  # TrainResult
+    failed = Signal(str)
+
+    def __init__(self, model: DiffusionModel, data, config: TrainConfig, *, device: str = "cpu",
+                 history: dict | None = None, optimizer_state: dict | None = None, iteration: int = 0,
+                 calibrate: bool = True, target_interval_s: float = 0.5, parent=None):
+        super().__init__(parent)
+        self.model = model
+        self.data = data
+        self.config = config
+        self.device = device
+        self.history = history
+        self.optimizer_state = optimizer_state
+        self.iteration = iteration
+        self.calibrate = calibrate
+        self.target_interval_s = target_interval_s
+        self.trainer: Trainer | None = None
+        self._cond = threading.Condition()
+        self._paused = False
+        self._stop = threading.Event()
+        self._want_snapshot = threading.Event()
+        self.paused_seconds = 0.0
+        self.wall_start = 0.0
+        self.its_at_start = iteration
+
+    # ---- control (any thread) -------------------------------------------------------------------
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.trainer is not None:
+            self.trainer.stop()
+        self.resume()
+
+    @property
+    def is_paused(self) -> bool:
+        return self._paused
+
+    def request_snapshot(self) -> None:
+        """Ask for a copy of the current evaluation weights (delivered by ``snapshot_ready``)."""
+        self._want_snapshot.set()
+
+    # ---- the training thread --------------------------------------------------------------------
+    def _checkpoint(self, *_args) -> None:
+        """Cancellation point: raises on stop, blocks while paused (paused time is not training time)."""
+        if self._stop.is_set():
+            raise _Stopped
+        if self._paused:
+            t0 = time.perf_counter()
+            with self._cond:
+                while self._paused and not self._stop.is_set():
+                    self._cond.wait(0.05)
+            dt = time.perf_counter() - t0
+            self.paused_seconds += dt
+            if self.trainer is not None:  # keep a time budget and the reported seconds to training time
+                self.trainer.seconds_before -= dt
+            if self._stop.is_set():
+                raise _Stopped
+
+    def _gate(self) -> None:
+        self._checkpoint()
+        if self._want_snapshot.is_set() and self.trainer is not None:
+            self._want_snapshot.clear()
+            self.snapshot_ready.emit(copy_model(self.trainer.eval_model))
+
+    def _calibrated(self, trainer: Trainer) -> TrainConfig:
+        c = trainer.config
+        for _ in range(2):  # warm-up: the first updates pay for lazy initialisation
+            trainer.step()
+        t0 = time.perf_counter()
+        n = 0
+        while n < 2 or (time.perf_counter() - t0 < 0.25 and n < 20):
+            trainer.step()
+            n += 1
+        t_step = (time.perf_counter() - t0) / n
+        t0 = time.perf_counter()
+        trainer.evaluate(with_samples=False)
+        t_eval = time.perf_counter() - t0
+        interval = max(self.target_interval_s, 4.0 * t_eval)
+        every = int(min(max(round(interval / max(t_step, 1e-6)), 1), 5000))
+        return dataclasses.replace(c, report_every=every)
+
+    def run(self) -> None:  # noqa: D401 - QThread entry point
+        trainer = None
+        hooks = []
+        last_message = "finished"
+        stopped = False
+        try:
+            self.wall_start = time.perf_counter()
+            trainer = Trainer(self.model, _GatedData(self.data, self._gate), self.config, device=self.device,
+                              history=self.history, optimizer_state=self.optimizer_state, iteration=self.iteration)
+            self.trainer = trainer
+            if self._stop.is_set():
+                trainer.stop()
+            nets = {id(m): m for m in (trainer.model, trainer.ema_model) if m is not None}
+            hooks = [m.net.register_forward_pre_hook(self._checkpoint) for m in nets.values()]
+            self.its_at_start = trainer.iteration
+            if self.calibrate:
+                trainer.config = self._calibrated(trainer)
+            for p in trainer.run():
+                self.progress.emit(p)
+                if p.done:
+                    last_message = p.message or last_message
+                    break
+                self._checkpoint()  # stop pulling while paused
+        except _Stopped:
+            stopped = True
+            last_message = "stopped"
+            if trainer is not None and trainer.ema_model is not None:
+                # as Trainer.run does at its end: the result is the averaged model
+                trainer.model.load_state_dict(trainer.ema_model.state_dict())
+        except Exception as e:  # noqa: BLE001 - reported to the user, the app keeps running
+            self.failed.emit(f"training failed: {type(e).__name__}: {e}")
+            last_message = "failed"
+        finally:
+            for h in hooks:
+                h.remove()
+            self.model.eval()
+        if trainer is not None:
+            self.done.emit(TrainResult(message=last_message, iteration=trainer.iteration,
+                                       history=trainer.history_arrays(),
+                                       optimizer_state=trainer.optimizer.state_dict(), stopped=stopped))
+        else:
+            self.done.emit(TrainResult(message=last_message, iteration=self.iteration, history=self.history or {},
+                                       optimizer_state=self.optimizer_state, stopped=stopped))
+
+    def active_its_per_s(self) -> float:
+        """Iterations per second of wall time since the start, pauses excluded."""
+        if self.trainer is None or not self.wall_start:
+            return float("nan")
+        dt = time.perf_counter() - self.wall_start - self.paused_seconds
+        return (self.trainer.iteration - self.its_at_start) / max(dt, 1e-9)
+
+
+@dataclass(frozen=True)
+class TrajectoryRequest:
+    """What to compute. ``model`` is used read-only (give a copy while training runs).
+
+    x0: [N, *S] normalised data for the forward run (None: no forward run); n: reverse samples;
+    display: normalised → display space (binary/images; None keeps values); max_frames and max_bytes
+    bound the cache (every stride-th t is kept, always t = 0 and t = T); drift_grid: G for a G×G grid
+    of reverse drifts on [−extent, extent]² (2-D points only; 0 = none)."""
+
+    model: DiffusionModel
+    kind: str
+    directions: tuple[str, ...] = ("reverse", "forward")
+    x0: torch.Tensor | None = None
+    n: int = 2000
+    display: Callable | None = None
+    max_frames: int = 401
+    max_bytes: int = 96 * 1024**2
+    seed: int = 0
+    drift_grid: int = 0
+    extent: float = 3.2
+    source: str = ""
+
+
+def kept_times(T: int, per_frame_bytes: int, max_frames: int, max_bytes: int) -> list[int]:
+    """Paper times t kept in a cache: every stride-th, plus 0 and T."""
+    limit = max(2, min(max_frames, max_bytes // max(per_frame_bytes, 1)))
+    stride = max(1, math.ceil((T + 1) / limit))
+    return sorted({t for t in range(0, T + 1, stride)} | {0, T})
+
+
+class TrajectoryWorker(QThread):
+    """Computes the requested trajectories; emits each as soon as it is complete."""
+
+    trajectory_ready = Signal(object)  # Trajectory
+    progress = Signal(str, float)  # direction, fraction done
+    failed = Signal(str)
+
+    def __init__(self, request: TrajectoryRequest, parent=None):
+        super().__init__(parent)
+        self.request = request
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self) -> None:
+        r = self.request
+        try:
+            with torch.no_grad():
+                for direction in r.directions:
+                    if direction == "forward" and r.x0 is None:
+                        continue
+                    traj = self._compute(direction)
+                    if traj is None:
+                        return
+                    self.trajectory_ready.emit(traj)
+        except Exception as e:  # noqa: BLE001
+            if not self.cancelled:
+                self.failed.emit(f"trajectory failed: {type(e).__name__}: {e}")
+
+    def _compute(self, direction: str) -> Trajectory | None:
+        r = self.request
+        m = r.model
+        T = m.T
+        shape = tuple(m.config.example_shape)
+        if direction == "forward":
+            x0 = r.x0
+            n = int(x0.shape[0])
+            steps = forward_steps(m, x0, generator=torch.Generator(device=m.device).manual_seed(r.seed + 1))
+        else:
+            n = int(r.n)
+            g = torch.Generator(device=m.device).manual_seed(r.seed)
+            steps = reverse_steps(m, n, generator=g)
+        per_frame = n * int(np.prod(shape)) * 4
+        ts = kept_times(T, per_frame, r.max_frames, r.max_bytes)
+        index = {t: i for i, t in enumerate(ts)}
+        frames = np.empty((len(ts), n, *shape), dtype=np.float32)
+        done = 0
+        for st in steps:
+            if self.cancelled:
+                return None
+            i = index.get(st.t)
+            if i is not None:
+                x = st.x.detach().to("cpu", torch.float32).numpy()
+                frames[i] = r.display(x) if r.display is not None else x
+            done += 1
+            if done % max(1, (T + 1) // 20) == 0:
+                self.progress.emit(direction, done / (T + 1))
+        drift = grid = None
+        if r.drift_grid and r.kind == "points" and shape == (2,):
+            G = int(r.drift_grid)
+            u = np.linspace(-r.extent, r.extent, G, dtype=np.float32)
+            gx, gy = np.meshgrid(u, u)
+            grid = np.ascontiguousarray(np.stack([gx.ravel(), gy.ravel()], axis=1))  # [G·G, 2]
+            xg = torch.from_numpy(grid).to(m.device)
+            s = m.schedule_tensors()
+            drift = np.full((len(ts), G * G, 2), np.nan, dtype=np.float32)
+            for i, t in enumerate(ts):
+                if self.cancelled:
+                    return None
+                if t >= 1:
+                    dist = m.reverse_step(xg, t - 1, s)
+                    drift[i] = (dist.mean - xg).to("cpu", torch.float32).numpy()
+        self.progress.emit(direction, 1.0)
+        return Trajectory(direction=direction, frames=np.ascontiguousarray(frames), t=np.asarray(ts, dtype=np.int64),
+                          kind=r.kind, space="normalised" if r.display is None else "display", drift=drift,
+                          drift_grid=grid, source=r.source)
+
+
+def run_task(fn: Callable, *args, on_result: Callable | None = None, on_error: Callable | None = None, **kwargs):
+    """Run ``fn(*args, **kwargs)`` in Qt's global thread pool (superqt FunctionWorker); ``on_result``
+    and ``on_error`` (given the exception) are called on the GUI thread. Returns the worker."""
+    from superqt.utils import create_worker
+
+    connect = {}
+    if on_result is not None:
+        connect["returned"] = on_result
+    if on_error is not None:
+        connect["errored"] = on_error
+    worker = create_worker(fn, *args, _start_thread=False, _connect=connect or None,
+                           _ignore_errors=on_error is None, **kwargs)
+    worker.start()
+    return worker

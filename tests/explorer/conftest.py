@@ -1,0 +1,41 @@
+"""Fixtures for the explorer's Qt tests (offscreen, tiny models, few iterations)."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run faster on one intra-op thread on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings, one_torch_thread):
+    """A main window with no session yet (apply one with :func:`apply_tiny`); autoplay off."""
+    from explorer.app import configure_pyqtgraph
+    from explorer.main_window import MainWindow
+
+    configure_pyqtgraph()
+    w = MainWindow(settings, autoplay=False, traj_points=300)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    yield w
+    w.shutdown()

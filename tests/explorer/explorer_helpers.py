@@ -1,0 +1,34 @@
+"""Helpers for the explorer tests: tiny sessions that train and sample in milliseconds."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def spiral_points(n: int = 400, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    th = rng.uniform(1.5 * np.pi, 4.5 * np.pi, n)
+    return np.stack([th * np.cos(th), th * np.sin(th)], axis=1).astype(np.float32) / 10
+
+
+def tiny_points_config(T: int = 8, learn_beta: bool = True):
+    from models.config import ModelConfig
+
+    return ModelConfig(kernel="gaussian", T=T, example_shape=(2,), arch="mlp", hidden=16, layers=2, readout="bump",
+                       J=4, schedule="reference", beta_1=1e-3, learn_beta=learn_beta)
+
+
+def tiny_session(T: int = 8, learn_beta: bool = True):
+    from explorer.drawn import DrawnDataSet
+    from explorer.session import Session
+    from models.reverse import DiffusionModel
+
+    torch.manual_seed(0)
+    return Session(model=DiffusionModel(tiny_points_config(T, learn_beta)), data=DrawnDataSet(spiral_points()))
+
+
+def apply_tiny(qtbot, window, T: int = 8, learn_beta: bool = True):
+    """Apply a tiny 2-D session and wait until both trajectories are cached."""
+    window.apply_session(tiny_session(T, learn_beta))
+    qtbot.waitUntil(lambda: {"reverse", "forward"} <= set(window.state.trajectories), timeout=20000)
+    return window.state

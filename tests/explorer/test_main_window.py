@@ -1,0 +1,155 @@
+"""The main window (pytest-qt, offscreen): opens with a model and shows its trajectory; the slider
+changes the drawn frame; playback and keyboard stepping; bad files leave the loaded model in place;
+drag-and-drop of a .npy file loads data."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from explorer_helpers import apply_tiny, spiral_points
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+
+def test_window_opens_with_a_model_and_shows_its_trajectory(qtbot, window):
+    state = apply_tiny(qtbot, window)
+    traj = state.trajectory
+    assert state.direction == "reverse"
+    assert traj.frames.dtype == np.float32 and traj.frames.flags.c_contiguous
+    assert traj.frames.shape == (9, 300, 2) and list(traj.t) == list(range(9))
+    window.trajectory.draw_now()
+    assert len(window.trajectory.scatter) == 300
+    assert window.trajectory.time_label.text().startswith("t = ")
+    # every plot panel has something to show before training: β, ᾱ, the entropy band
+    assert len(window.schedule.beta.getData()[0]) == 8
+    assert len(window.entropy.upper.getData()[0]) == 8
+    assert "cap on K − L_null" in window.schedule.info.text()
+    assert window.tabs.tabText(0) == "Trajectory"
+
+
+def test_opens_untrained_swissroll_when_the_bundled_model_is_missing(qtbot, window, monkeypatch, tmp_path):
+    import explorer.main_window as mw
+
+    monkeypatch.setattr(mw, "BUNDLED_MODEL", tmp_path / "missing.h5")
+    window.autoplay = True
+    window.start()
+    qtbot.waitUntil(lambda: window.state.trajectory is not None, timeout=30000)
+    assert window.state.preset.name == "swissroll" and not window.state.is_trained
+    assert any("not found" in text and "untrained" in text for _lvl, text in window.state.log)
+    assert window.trajectory.playing
+    n0 = window.trajectory.frames_drawn
+    qtbot.waitUntil(lambda: window.trajectory.frames_drawn > n0 + 2, timeout=5000)  # it is playing
+
+
+def test_slider_changes_the_drawn_frame(qtbot, window):
+    state = apply_tiny(qtbot, window)
+    tp = window.trajectory
+    tp.slider.setValue(8)  # t = T: noise
+    qtbot.waitUntil(lambda: tp.time_label.text() == "t = 8 / 8", timeout=2000)
+    a = tp.scatter._xy.copy()
+    tp.slider.setValue(0)  # t = 0
+    qtbot.waitUntil(lambda: tp.time_label.text() == "t = 0 / 8", timeout=2000)
+    b = tp.scatter._xy.copy()
+    assert state.frame == 0
+    assert not np.allclose(a, b)
+    np.testing.assert_allclose(b, state.trajectory.frames[0], rtol=1e-6)
+    # keyboard stepping and the forward direction
+    window.trajectory.step(+1)
+    assert state.frame == 1
+    window.set_view("forward")
+    qtbot.waitUntil(lambda: tp.scatter._xy.shape[0] == 300, timeout=2000)
+    assert tp.direction.currentData() == "forward"
+
+
+def test_paths_and_drift_are_drawn_for_2d_points(qtbot, window):
+    state = apply_tiny(qtbot, window)
+    tp = window.trajectory
+    tp.set_view_options(paths=True, drift=True)
+    state.set_frame(3)
+    tp.draw_now()
+    x, y = tp.drift_item.getData()
+    assert state.trajectory.drift.shape == (9, 21 * 21, 2)
+    assert len(x) == 21 * 21 * 6 and np.isfinite(x).any()
+    px, _ = tp.paths_item.getData()
+    assert len(px) > 0
+
+
+def test_playback_advances_and_loops(qtbot, window):
+    state = apply_tiny(qtbot, window)
+    tp = window.trajectory
+    tp.speed.setValue(200)
+    state.set_frame(8)
+    tp.play()
+    qtbot.waitUntil(lambda: state.frame == 0, timeout=3000)
+    qtbot.waitUntil(lambda: state.frame == 8, timeout=3000)  # looped back after a short hold
+    tp.toggle_play()
+    assert not tp.playing
+
+
+def test_malformed_model_file_shows_an_error_and_keeps_the_model(qtbot, window, tmp_path):
+    state = apply_tiny(qtbot, window)
+    model = state.model
+    bad = tmp_path / "broken_model.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 50)
+    window.open_path(bad)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
+    assert "broken_model.h5" in window.banner.text
+    assert window.banner.level == "error"
+    assert state.model is model and state.trajectory is not None
+    window.banner.close_button.click()
+    assert not window.banner.isVisible()
+
+
+def test_malformed_data_file_shows_an_error_and_keeps_the_model(qtbot, window, tmp_path):
+    state = apply_tiny(qtbot, window)
+    model = state.model
+    bad = tmp_path / "points.npy"
+    bad.write_bytes(b"not a numpy file at all")
+    window.open_path(bad)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
+    assert "points.npy" in window.banner.text
+    assert state.model is model
+    assert any(level == "error" and "points.npy" in text for level, text in state.log)
+
+
+def _drop(window, paths):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    ev = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(ev)
+    return ev
+
+
+def test_dropping_a_npy_file_loads_it_as_data(qtbot, window, tmp_path):
+    apply_tiny(qtbot, window)
+    path = tmp_path / "my_points.npy"
+    np.save(path, spiral_points(300, seed=3))
+    ev = _drop(window, [path])
+    assert ev.isAccepted()
+    qtbot.waitUntil(lambda: window.state.data is not None and window.state.data.name == "my_points", timeout=20000)
+    s = window.state
+    assert s.kind == "points" and s.data.example_shape == (2,)
+    assert not s.is_trained and s.model.config.example_shape == (2,)
+    assert str(path.resolve()) in s.recent
+    qtbot.waitUntil(lambda: s.trajectories.get("forward") is not None, timeout=20000)
+
+
+def test_drop_ignores_non_file_payloads(window):
+    mime = QMimeData()
+    mime.setText("hello")
+    ev = QDropEvent(QPointF(5, 5), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(ev)
+    assert window.state.model is None
+
+
+def test_settings_persist_recent_files_and_device(qtbot, window, settings, tmp_path):
+    window.state.add_recent(tmp_path / "a.h5")
+    window.save_settings()
+    assert str((tmp_path / "a.h5").resolve()) in settings.value("recent")
+    assert settings.value("device") == "cpu"
+    assert settings.value("geometry") is not None and settings.value("windowState") is not None
+
+
+@pytest.mark.parametrize("view", ["draw", "reverse"])
+def test_set_view(window, view):
+    window.set_view(view)
+    assert window.tabs.currentWidget() is (window.draw if view == "draw" else window.trajectory)
