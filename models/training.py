@@ -118,7 +118,10 @@ class Trainer:
             self.optimizer.load_state_dict(optimizer_state)
         self.ema_model = copy.deepcopy(self.model) if config.ema else None
         self._stop = False
-        self.generator = torch.Generator(device="cpu").manual_seed(config.seed + iteration)
+        # data draws use a CPU generator; noise for the model's tensors one on the model's device (CUDA
+        # kernels refuse a CPU generator)
+        self.data_generator = torch.Generator(device="cpu").manual_seed(config.seed + iteration)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 1 + iteration)
         self.heldout = data.heldout(config.n_eval).to(self.device)
         self.unit_div = unit_divisor(tuple(data.example_shape))
         self.D = int(np.prod(data.example_shape))
@@ -163,7 +166,7 @@ class Trainer:
     # ---- one update ------------------------------------------------------------------------
     def step(self) -> float:
         """One optimiser update; returns the minibatch loss (−K, bits in the data's unit) or NaN if skipped."""
-        x0 = self.data.sample_train(self.config.batch_size, self.generator).to(self.device)
+        x0 = self.data.sample_train(self.config.batch_size, self.data_generator).to(self.device)
         if self.config.steps_per_example > 1:
             K = sampled_K_nats(self.model, x0, self.config.steps_per_example, self.generator)
         else:
@@ -195,7 +198,7 @@ class Trainer:
         m.eval()
         s = m.schedule_tensors()
         T = m.T
-        g = torch.Generator(device="cpu").manual_seed(1234)
+        g = torch.Generator(device=self.device).manual_seed(1234)
         if self.config.eval_steps >= T - 1:
             steps = list(range(1, T))
         else:  # stratified subset of step indices, fixed so curves are comparable between records
@@ -213,8 +216,8 @@ class Trainer:
         rev = reverse_entropy_per_step(m, self.heldout[:64], g, steps=rev_steps).cpu().numpy()
         samples = None
         if with_samples and self.config.n_samples > 0:
-            gs = torch.Generator(device="cpu").manual_seed(self.config.seed + 777)
-            x_T = m.kernel.prior_sample((self.config.n_samples, *self.data.example_shape), generator=gs)
+            gs = torch.Generator(device=self.device).manual_seed(self.config.seed + 777)
+            x_T = m.kernel.prior_sample((self.config.n_samples, *self.data.example_shape), generator=gs, device=self.device)
             samples = sample(m, self.config.n_samples, generator=gs, x_T=x_T.to(self.device)).float().cpu().numpy()
         m.train()
         n = K_bits.numel()
