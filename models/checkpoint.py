@@ -2,13 +2,15 @@
 
 A model file (``FORMAT = "dpm-explorer-model"``, ``FORMAT_VERSION = 1``) is laid out as::
 
+    bytes 0-511             HDF5 user block: "dpm-explorer checksummed HDF5 v1", the SHA-256 and length
+                            of everything after it (checked before the HDF5 library reads the file)
     /                       attrs: format, format_version
     /config                 scalar UTF-8 string dataset: JSON object, must hold int "T" and str "kernel"
     /meta                   scalar UTF-8 string dataset: JSON object (created, software, K_bits, ...)
     /norm                   scalar UTF-8 string dataset: JSON object (data normalisation)
     /state/<name>           one dataset per tensor of ``nn.Module.state_dict()``; attrs: key (the
                             state-dict key, authoritative), torch_dtype. <name> is the key
-                            percent-escaped ('/' and '%' are escaped, dots are kept).
+                            URL-quoted (so '/' becomes %2F; letters, digits, '._-~' are kept).
                             group attr "module_metadata": JSON of ``state_dict._metadata`` (if any)
     /betas                  float64 [T], every beta in (0, 1]
     /history/<name>         1-D [N] arrays (iteration, K_train_bits, ...) or 2-D [N, *] arrays (beta);
@@ -21,12 +23,15 @@ A model file (``FORMAT = "dpm-explorer-model"``, ``FORMAT_VERSION = 1``) is laid
     /heldout                optional: the held-out split recorded with the model (float32 [n, ...])
 
 JSON objects may also be stored as string attributes of the root with the same names (read only).
+Files without the user block (HDF5 files made by hand, e.g. with h5py) are read and validated the
+same way, just without the whole-file checksum; editing a saved file in place breaks its checksum.
 Arrays of 1024 elements or more are gzip-compressed; every chunked dataset carries a Fletcher-32
 checksum and the file's metadata is checksummed (HDF5 >= 1.10 object formats), so corruption is
 reported instead of read as numbers.
 
-A trajectory file (``"dpm-explorer-trajectory"`` version 1) holds ``traj`` float32 [S, N, *shape]
-(the states x_t), ``t`` int64 [S] (the time index of each state) and ``meta`` JSON.
+A trajectory file (``"dpm-explorer-trajectory"`` version 1) has the same header and root attrs and
+holds ``traj`` float32 [S, N, *shape] (the states x_t), ``t`` int64 [S] (the time index of each
+state) and ``meta`` JSON.
 
 Loading never trusts the file: every problem (missing file, not HDF5, truncated, another program's
 file, a newer format, missing or malformed parts, NaN/Inf, wrong dtypes, absurd sizes) raises
@@ -38,9 +43,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import json
 import math
 import os
+import re
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +87,14 @@ KERNELS = ("gaussian", "binomial")
 _COMPRESS_MIN_ELEMENTS = 1024
 _LIBVER = ("v110", "latest")  # checksummed metadata, compact chunk indexes; readable by HDF5 >= 1.10
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# Files we write start with a 512-byte HDF5 user block holding this header and a SHA-256 of the
+# rest of the file, checked before HDF5 parses anything: the HDF5 library can hang or misread on
+# damaged files, so damaged files of ours never reach it.
+_USERBLOCK = 512
+_HEADER_MAGIC = b"dpm-explorer checksummed HDF5 v1\n"
+_HEADER_FIELDS = re.compile(rb"sha256 ([0-9a-f]{64})\nbytes ([0-9]{1,20})\n")
+_HEADER_NOTE = (b"\nAn HDF5 file follows this 512-byte user block; h5py, h5dump and HDFView read it as usual.\n"
+                b"The checksum covers every byte after the user block.\n")
 _STR_DTYPE = h5py.string_dtype("utf-8")
 
 # torch dtypes a tensor may have, and the numpy dtype it is stored as.
@@ -205,11 +220,9 @@ def atomic_write(path: str | os.PathLike[str], suffix: str | None = None) -> Ite
 
 
 def _escape(key: str) -> str:
-    """A state/history key as an HDF5 link name: '/' and '%' (and all-dot names) escaped."""
+    """A non-empty state/history key as an HDF5 link name: URL-quoted, all-dot names escaped too."""
     name = quote(key, safe="")
-    if name == "" or set(name) == {"."}:
-        name = name.replace(".", "%2E") or "%00"  # "" cannot occur in a state_dict; be total anyway
-    return name
+    return name.replace(".", "%2E") if set(name) == {"."} else name
 
 
 def _json_default(obj: Any) -> Any:
@@ -307,6 +320,36 @@ def _write_array(group: h5py.Group, name: str, arr: np.ndarray, **attrs: Any) ->
     return ds
 
 
+def _hash_body(fh: Any) -> tuple[str, int]:
+    """SHA-256 (hex) and length of everything after the user block of an open binary file."""
+    fh.seek(_USERBLOCK)
+    h, n = hashlib.sha256(), 0
+    while chunk := fh.read(1 << 20):
+        h.update(chunk)
+        n += len(chunk)
+    return h.hexdigest(), n
+
+
+def _stamp_header(path: str | os.PathLike[str]) -> None:
+    """Write the checksum header into the user block of a closed HDF5 file."""
+    with open(path, "r+b") as fh:
+        digest, n = _hash_body(fh)
+        header = _HEADER_MAGIC + f"sha256 {digest}\nbytes {n}\n".encode() + _HEADER_NOTE
+        fh.seek(0)
+        fh.write(header.ljust(_USERBLOCK, b"\0"))
+
+
+@contextlib.contextmanager
+def _writing(path: str, fmt: str, version: int) -> Iterator[h5py.File]:
+    """An HDF5 file written atomically to ``path``, stamped with the checksum header when done."""
+    with atomic_write(path) as tmp:
+        with h5py.File(tmp, "w", libver=_LIBVER, track_order=True, userblock_size=_USERBLOCK) as f:
+            f.attrs["format"] = fmt
+            f.attrs["format_version"] = version
+            yield f
+        _stamp_header(tmp)
+
+
 def _write_str(group: h5py.Group, name: str, text: str) -> None:
     group.create_dataset(name, data=text, dtype=_STR_DTYPE)
 
@@ -376,8 +419,8 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
     if not isinstance(ckpt.state, Mapping):
         raise CheckpointError(p, f"cannot save: state must be a dict of tensors, got {type(ckpt.state).__name__}")
     for key, t in ckpt.state.items():
-        if not isinstance(key, str):
-            raise CheckpointError(p, f"cannot save: state key {key!r} is not a string")
+        if not isinstance(key, str) or not key:
+            raise CheckpointError(p, f"cannot save: state key {key!r} is not a non-empty string")
         _check_tensor(t, f"state tensor {key!r}", p)
     module_metadata = getattr(ckpt.state, "_metadata", None)
     module_metadata_json = None
@@ -394,8 +437,8 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
         raise CheckpointError(p, f"cannot save: history must be a dict of arrays, got {type(ckpt.history).__name__}")
     history = {}
     for key, arr in ckpt.history.items():
-        if not isinstance(key, str):
-            raise CheckpointError(p, f"cannot save: history key {key!r} is not a string")
+        if not isinstance(key, str) or not key:
+            raise CheckpointError(p, f"cannot save: history key {key!r} is not a non-empty string")
         history[key] = _as_numeric(arr, f"history {key!r}", p)
     _check_history(history, p)
 
@@ -413,9 +456,7 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
             raise CheckpointError(p, "cannot save: heldout must be an array [n, ...]")
         _check_finite(heldout, "heldout", p)
 
-    with atomic_write(p) as tmp, h5py.File(tmp, "w", libver=_LIBVER, track_order=True) as f:
-        f.attrs["format"] = FORMAT
-        f.attrs["format_version"] = FORMAT_VERSION
+    with _writing(p, FORMAT, FORMAT_VERSION) as f:
         _write_str(f, "config", config_json)
         _write_str(f, "meta", meta_json)
         _write_str(f, "norm", norm_json)
@@ -539,8 +580,16 @@ class _Reader:
             except UnicodeDecodeError:
                 self.fail(f"{what} is not valid UTF-8")
         if isinstance(value, str):
-            return value
+            return self.valid_str(value, what)
         self.fail(f"{what} is not a string")
+
+    def valid_str(self, value: str, what: str) -> str:
+        """``value`` if it is proper Unicode (h5py smuggles undecodable bytes in as surrogates)."""
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            self.fail(f"{what} is not valid UTF-8")
+        return value
 
     def attr_str(self, obj: Any, name: str, what: str, required: bool = True) -> str | None:
         if name not in obj.attrs:
@@ -576,8 +625,8 @@ class _Reader:
         if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
             self.fail(f"'format_version' must be an integer, got {version!r}")
         if version > reads_up_to:
-            self.fail(f"written in {expected} format version {int(version)}, but this dpm-explorer reads "
-                      f"versions up to {reads_up_to}; upgrade dpm-explorer to open it")
+            self.fail(f"written by a newer dpm-explorer ({expected} format version {int(version)}; this one "
+                      f"reads versions up to {reads_up_to}); upgrade dpm-explorer to open it")
         if version < 1:
             self.fail(f"invalid format_version {int(version)}")
 
@@ -619,6 +668,44 @@ class _Reader:
         self.fail(f"optimizer {where} has an unknown or malformed tag {tag!r}")
 
 
+def _check_bytes(p: str, fh: Any) -> None:
+    """Check the raw file before HDF5 sees it: signature, and our header's length and checksum."""
+    head = fh.read(_USERBLOCK)
+    if not head:
+        raise CheckpointError(p, "the file is empty")
+    if head.startswith(_HDF5_SIGNATURE):
+        return  # plain HDF5 without a user block: made by hand or by another program
+    if head.startswith(_HEADER_MAGIC):
+        fields = _HEADER_FIELDS.match(head, len(_HEADER_MAGIC))
+        if fields is None:
+            raise CheckpointError(p, "the dpm-explorer header at the start of the file is damaged")
+        expected_digest, expected_n = fields[1].decode(), int(fields[2])
+        digest, n = _hash_body(fh)
+        if len(head) < _USERBLOCK or n < expected_n:
+            raise CheckpointError(p, f"the file is truncated: it has {len(head) + n} bytes, "
+                                     f"its header says {_USERBLOCK + expected_n}")
+        if n > expected_n:
+            raise CheckpointError(p, f"the file is corrupt: {n - expected_n} unexpected bytes after its end")
+        if digest != expected_digest:
+            raise CheckpointError(p, "the file is corrupt: its checksum does not match (damaged on disk or "
+                                     "in transfer, or edited after dpm-explorer wrote it)")
+        fh.seek(_USERBLOCK)
+        if fh.read(8) != _HDF5_SIGNATURE:
+            raise CheckpointError(p, "not an HDF5 file after its dpm-explorer header")
+        return
+    # HDF5's signature may also follow a user block of 512, 1024, 2048, ... bytes.
+    size = fh.seek(0, os.SEEK_END)
+    for off in (512 * 2**i for i in range(48)):
+        if off + 8 > size:
+            break
+        fh.seek(off)
+        if fh.read(8) == _HDF5_SIGNATURE:
+            raise CheckpointError(p, f"not a dpm-explorer file: an HDF5 file with a {off}-byte user block "
+                                     "that holds no dpm-explorer header (another program's file, or a "
+                                     "damaged header)")
+    raise CheckpointError(p, "not an HDF5 file")
+
+
 def _open_checked(path: str | os.PathLike[str]) -> tuple[str, h5py.File]:
     """Open ``path`` read-only as HDF5, turning every failure into a CheckpointError."""
     p = os.fspath(path)
@@ -627,22 +714,10 @@ def _open_checked(path: str | os.PathLike[str]) -> tuple[str, h5py.File]:
     if os.path.isdir(p):
         raise CheckpointError(p, "is a directory, not a file")
     try:
-        size = os.path.getsize(p)
         with open(p, "rb") as fh:
-            if size == 0:
-                raise CheckpointError(p, "the file is empty")
-            # HDF5's signature is at offset 0 or after a user block of 512, 1024, 2048, ... bytes.
-            offsets = [0] + [512 * 2**i for i in range(40) if 512 * 2**i < size]
-            found = False
-            for off in offsets:
-                fh.seek(off)
-                if fh.read(8) == _HDF5_SIGNATURE:
-                    found = True
-                    break
+            _check_bytes(p, fh)
     except OSError as e:
         raise CheckpointError(p, f"cannot be read ({e.strerror or e})") from e
-    if not found:
-        raise CheckpointError(p, "not an HDF5 file")
     try:
         return p, h5py.File(p, "r", locking=False)
     except Exception as e:  # h5py reports truncation and corruption as OSError
@@ -699,7 +774,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
         state: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
         for name, ds in r.members(g, "state tensor"):
             key = r.attr_str(ds, "key", f"state tensor {name!r}", required=False)
-            key = unquote(name) if key is None else key
+            key = r.valid_str(unquote(name), f"state tensor {name!r}") if key is None else key
             if key in state:
                 r.fail(f"state has two tensors named {key!r}")
             state[key] = r.tensor(ds, f"state tensor {key!r}")
@@ -725,7 +800,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
         if g is not None:
             for name, ds in r.members(g, "history array"):
                 key = r.attr_str(ds, "key", f"history array {name!r}", required=False)
-                key = unquote(name) if key is None else key
+                key = r.valid_str(unquote(name), f"history array {name!r}") if key is None else key
                 if key in history:
                     r.fail(f"history has two arrays named {key!r}")
                 history[key] = r.numeric(ds, f"history array {key!r}")
@@ -792,9 +867,7 @@ def save_trajectory(path: str | os.PathLike[str], traj: np.ndarray, *, t: np.nda
     _check_trajectory(traj, t, p)
     t = t.astype(np.int64, copy=False)
     meta_json = _dump_json(meta, "meta", p)
-    with atomic_write(p) as tmp, h5py.File(tmp, "w", libver=_LIBVER, track_order=True) as f:
-        f.attrs["format"] = TRAJECTORY_FORMAT
-        f.attrs["format_version"] = TRAJECTORY_FORMAT_VERSION
+    with _writing(p, TRAJECTORY_FORMAT, TRAJECTORY_FORMAT_VERSION) as f:
         _write_str(f, "meta", meta_json)
         _write_array(f, "traj", traj)
         _write_array(f, "t", t)
