@@ -35,7 +35,7 @@ from models.sampling import Step
 from ..mask import MaskCanvas, MaskModel, default_fill
 from ..render import tile_images
 
-MAX_SIDE = 256  # a conv model's input is shrunk to this longest side (CPU time grows with the pixels)
+MAX_SIDE = 128  # default: a conv model's input is shrunk to this longest side (CPU time grows with the pixels)
 MAX_FRAMES = 600  # frames kept per run (every k-th state)
 CACHE_BYTES = 256 * 2**20
 PLANE_EXTENT = (-3.5, 3.5, -3.5, 3.5)  # normalised units
@@ -303,6 +303,21 @@ class InpaintPanel(QWidget):
         for b in (self.open_btn, self.paste_btn, self.heldout_btn):
             row.addWidget(b)
         g.addLayout(row)
+        srow = QHBoxLayout()
+        srow.addWidget(QLabel("Longest side"))
+        self.max_side_spin = QSpinBox()
+        self.max_side_spin.setObjectName("inpaint_max_side")
+        self.max_side_spin.setRange(8, 4096)
+        self.max_side_spin.setValue(MAX_SIDE)
+        self.max_side_spin.setSuffix(" px")
+        self.max_side_spin.setToolTip("a fully convolutional model works at any size; larger images are shrunk to\n"
+                                      "this longest side first (the time per step grows with the pixel count)")
+        self.max_side_spin.editingFinished.connect(self._on_max_side)
+        srow.addWidget(self.max_side_spin, 1)
+        self.max_side_row = QWidget()
+        self.max_side_row.setLayout(srow)
+        srow.setContentsMargins(0, 0, 0, 0)
+        g.addWidget(self.max_side_row)
         self.note_label = QLabel("drop an image here, paste one (Ctrl+V) or open a file")
         self.note_label.setObjectName("inpaint_note")
         self.note_label.setWordWrap(True)
@@ -431,7 +446,7 @@ class InpaintPanel(QWidget):
         self.samples_spin = QSpinBox()
         self.samples_spin.setObjectName("inpaint_samples")
         self.samples_spin.setRange(1, 10000)
-        self.samples_spin.setValue(3)
+        self.samples_spin.setValue(2)
         f3.addRow("Samples", self.samples_spin)
         self.seed_spin = QSpinBox()
         self.seed_spin.setObjectName("inpaint_seed")
@@ -702,6 +717,13 @@ class InpaintPanel(QWidget):
     # model
     def set_model(self, loaded: LoadedModel | None) -> None:
         """Use ``loaded`` (None: no model). A run in progress is cancelled; the image and mask stay."""
+        if loaded is self.loaded:
+            return
+        old = self.loaded
+        if (old is not None and loaded is not None and old.config == loaded.config and old.norm == loaded.norm):
+            # the same kind of model (a training snapshot, say): keep the image, mask, run and results
+            self.loaded = loaded
+            return
         if self.is_running:
             self.cancel(wait=True)
         self.loaded = loaded
@@ -732,6 +754,7 @@ class InpaintPanel(QWidget):
         self.plane_group.setVisible(kind == "points")
         self.bits_group.setVisible(kind == "bits")
         self.run_btn.setEnabled(kind in ("image", "points", "bits"))
+        self.max_side_row.setVisible(kind == "image" and self.loaded.config.arch == "conv")
         if kind == "image" and self.loaded is not None:
             self.method_combo.model().item(1).setEnabled(self.loaded.model.is_gaussian)
             self.method_combo.model().item(2).setEnabled(self.loaded.model.is_gaussian)
@@ -810,9 +833,20 @@ class InpaintPanel(QWidget):
         self.message.emit(f"inpainting: opened {name}")
         return True
 
+    def _on_max_side(self) -> None:
+        """Re-prepare the image if the new longest side changes its size (conv models only)."""
+        if self.kind != "image" or self._source is None or self.prepared is None or self.loaded.config.arch != "conv":
+            return
+        h0, w0 = self._source.shape[-2:]
+        s = self.max_side_spin.value()
+        f = s / max(h0, w0)
+        want = (h0, w0) if f >= 1 else (max(1, round(h0 * f)), max(1, round(w0 * f)))
+        if want != self.prepared.shape_hw:
+            self._prepare(keep_mask=True)
+
     def _prepare(self, keep_mask: bool) -> bool:
         try:
-            prep = I.prepare_image(self._source, self.loaded, max_side=MAX_SIDE)
+            prep = I.prepare_image(self._source, self.loaded, max_side=self.max_side_spin.value())
         except (DataError, ValueError) as e:
             self._fail(f"{self._source_name}: {e}")
             return False
@@ -826,7 +860,8 @@ class InpaintPanel(QWidget):
         elif not (keep_mask and self._has_image_mask):
             self.mask_model.reset(hw, default_fill(hw))
         self._has_image_mask = True
-        self.mask_model.brush_size = max(1, round(max(hw) / 16))
+        if old_shape != hw:
+            self.mask_model.brush_size = max(1, round(max(hw) / 16))
         C, H, W = prep.pixels.shape
         note = f"{self._source_name}: {W}×{H}" + (", colour" if C == 3 else ", grey")
         self.note_label.setText(note + (f" — {prep.note}" if prep.note else ""))

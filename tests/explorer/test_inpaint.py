@@ -289,3 +289,29 @@ def test_no_model(panel):
     panel.set_model(None)
     assert panel.kind == "none" and not panel.run_btn.isEnabled()
     assert not panel.run()
+
+
+def test_conv_model_keeps_the_image_size_up_to_the_longest_side(panel):
+    panel.set_model(tiny_image_model())
+    panel.set_image(np.zeros((60, 90), np.uint8))
+    assert panel.prepared.shape_hw == (60, 90)
+    panel.max_side_spin.setValue(45)
+    panel.max_side_spin.editingFinished.emit()
+    assert panel.prepared.shape_hw == (30, 45) and "longest side 45" in panel.note_label.text()
+    assert panel.mask_model.shape == (30, 45)
+
+
+def test_a_new_snapshot_of_the_same_model_keeps_the_results(panel, qtbot):
+    lm = tiny_image_model()
+    panel.set_model(lm)
+    panel.set_image(np.zeros((8, 8), np.uint8))
+    with qtbot.waitSignal(panel.result_ready, timeout=30_000):
+        panel.run()
+    wait_done(qtbot, panel)
+    n = len(panel.frames)
+    snap = LoadedModel(model=DiffusionModel(lm.config).eval(), norm=dict(NORM), history={}, meta={})
+    panel.set_model(snap)
+    assert panel.loaded is snap and len(panel.frames) == n
+    other = tiny_image_model(T=12)
+    panel.set_model(other)
+    assert len(panel.frames) == 0 and panel.prepared.shape_hw == (8, 8)
