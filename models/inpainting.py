@@ -85,6 +85,8 @@ __all__ = [
     "tile",
     "fix_bits_steps",
     "region_steps",
+    "region_log_r",
+    "GridLogR",
     "gaussian_region_steps",
     "inpaint_image",
     "denoise_image",
@@ -554,23 +556,79 @@ def _check_2d(model: DiffusionModel) -> None:
         raise ValueError("regions on the plane need a Gaussian model of 2-D points")
 
 
+def region_log_r(weights, extent: Sequence[float], softness: float) -> np.ndarray:
+    """log r on the grid for a painted region: 0 inside (weights > ½ max), −d²/(2·softness²) outside,
+    d the distance to the nearest painted cell centre (normalised units). float32 [H, W]."""
+    w = np.asarray(weights, dtype=np.float64)
+    H, W = w.shape
+    x0, x1, y0, y1 = (float(v) for v in extent)
+    xs = x0 + (np.arange(W) + 0.5) * (x1 - x0) / W
+    ys = y0 + (np.arange(H) + 0.5) * (y1 - y0) / H
+    inside = w > 0.5 * w.max()
+    px, py = np.meshgrid(xs, ys)  # [H, W]
+    cx, cy = px[inside], py[inside]
+    q = np.stack([px.ravel(), py.ravel()], 1)
+    d2 = np.full(q.shape[0], np.inf)
+    for s in range(0, len(cx), 1024):  # bounded temporaries: [H·W, ≤ 1024]
+        dd = (q[:, :1] - cx[None, s:s + 1024]) ** 2 + (q[:, 1:] - cy[None, s:s + 1024]) ** 2
+        d2 = np.minimum(d2, dd.min(axis=1))
+    d2 = d2.reshape(H, W)
+    d2[inside] = 0.0
+    return (-d2 / (2 * softness**2)).astype(np.float32)
+
+
+class GridLogR:
+    """log r(x) for 2-D x, bilinearly interpolated from a grid ``log_r`` [H, W] over ``extent``
+    (row 0 = y_min); outside the extent it continues as −(distance to the extent)²/(2·softness²)
+    plus the border value, so ∇log r points back in from everywhere. Differentiable (autograd)."""
+
+    def __init__(self, log_r, extent: Sequence[float], softness: float):
+        self.L = torch.as_tensor(np.asarray(log_r, dtype=np.float32))[None, None]  # [1, 1, H, W]
+        self.extent = tuple(float(v) for v in extent)
+        self.softness = float(softness)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        x0, x1, y0, y1 = self.extent
+        gx = 2 * (x[:, 0] - x0) / (x1 - x0) - 1
+        gy = 2 * (x[:, 1] - y0) / (y1 - y0) - 1
+        grid = torch.stack([gx, gy], dim=-1)[None, :, None, :].to(self.L.dtype)  # [1, N, 1, 2]
+        v = F.grid_sample(self.L.to(x.device), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        dx = torch.relu(x0 - x[:, 0]) + torch.relu(x[:, 0] - x1)
+        dy = torch.relu(y0 - x[:, 1]) + torch.relu(x[:, 1] - y1)
+        return v[0, 0, :, 0].to(x.dtype) - (dx**2 + dy**2) / (2 * self.softness**2)
+
+
 def region_steps(model: DiffusionModel, weights, extent: Sequence[float], n: int = 500,
-                 generator: torch.Generator | None = None, *, floor: float = 1e-3) -> Iterator[Step]:
-    """2-D model: samples of p(x)·r(x) with r a painted soft indicator ``weights`` [H, W] ≥ 0 over
-    ``extent`` = (x_min, x_max, y_min, y_max) in normalised units (row 0 = y_min), applied as a smooth
-    r (App. C: the mean shifts by Σ·∇log r; :class:`GridRegion` + :class:`SmoothShift`). The chain
-    starts from the prior. ``floor`` keeps log r finite outside the region; a smooth, approximate r."""
+                 generator: torch.Generator | None = None, *, softness: float = 0.25,
+                 floor: float = 1e-3) -> Iterator[Step]:
+    """2-D model: samples of p(x)·r(x) for a painted region ``weights`` [H, W] ≥ 0 over ``extent`` =
+    (x_min, x_max, y_min, y_max) in normalised units (row 0 = y_min), applied as a smooth r (App. C:
+    the mean shifts by Σ·∇log r, :class:`SmoothShift`), constant in t. The chain starts from the prior.
+
+    ``softness > 0`` (default): r = 1 in the region and falls off as exp(−d²/(2·softness²)) with the
+    distance d from it (:func:`region_log_r`, :class:`GridLogR`); its gradient reaches every point, so
+    the region pulls samples in from anywhere. ``softness = 0``: the painted soft indicator itself
+    (:class:`GridRegion`, ``floor`` outside); its gradient is zero except at the region's edge, so it
+    only nudges samples that happen to pass there."""
     _check_2d(model)
-    w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
-    if w.dim() != 2 or min(w.shape) < 2:
-        raise ValueError(f"weights must be a 2-D grid [H, W] with H, W >= 2, got shape {tuple(w.shape)}")
-    if not bool((w > 0).any()):
+    w = np.asarray(weights, dtype=np.float32)
+    if w.ndim != 2 or min(w.shape) < 2:
+        raise ValueError(f"weights must be a 2-D grid [H, W] with H, W >= 2, got shape {w.shape}")
+    if not np.isfinite(w).all() or not (w > 0).any():
         raise ValueError("the region is empty: paint some of the plane first")
     x0, x1, y0, y1 = (float(v) for v in extent)
     if not (x1 > x0 and y1 > y0):
         raise ValueError(f"extent must be (x_min, x_max, y_min, y_max) with min < max, got {tuple(extent)}")
-    w = w / w.max()
-    cond = SmoothShift(GridRegion(w, (x0, x1, y0, y1), floor=floor), model.T, schedule="constant")
+    if softness < 0:
+        raise ValueError(f"softness must be >= 0, got {softness}")
+    w = np.clip(w, 0, None) / w.max()
+    if softness > 0:
+        log_r = GridLogR(region_log_r(w, (x0, x1, y0, y1), softness), (x0, x1, y0, y1), softness)
+    else:
+        log_r = GridRegion(torch.from_numpy(w), (x0, x1, y0, y1), floor=floor)
+    cond = SmoothShift(log_r, model.T, schedule="constant")
     return reverse_steps(model, n, generator=generator, condition=cond)
 
 

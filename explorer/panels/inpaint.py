@@ -423,6 +423,15 @@ class InpaintPanel(QWidget):
         self.centre_row = crow
         f2.addRow("centre", crow)
         f2.addRow("std", self.gauss_std)
+        self.softness = QDoubleSpinBox()
+        self.softness.setObjectName("inpaint_softness")
+        self.softness.setRange(0.0, 5.0)
+        self.softness.setDecimals(2)
+        self.softness.setSingleStep(0.05)
+        self.softness.setValue(0.25)
+        self.softness.setToolTip("r falls off as exp(−d²/2s²) with the distance d from the painted region;\n"
+                                 "0 = the bare painted indicator (it only acts at the region's edge)")
+        f2.addRow("softness", self.softness)
         self.plane_hint = QLabel("paint where r is high; click the plane to move the Gaussian's centre")
         self.plane_hint.setWordWrap(True)
         f2.addRow(self.plane_hint)
@@ -772,13 +781,15 @@ class InpaintPanel(QWidget):
         gauss = self.region_combo.currentData() == "gaussian"
         self._plane_form.setRowVisible(self.centre_row, gauss)
         self._plane_form.setRowVisible(self.gauss_std, gauss)
+        self._plane_form.setRowVisible(self.softness, not gauss)
         for it in self.gauss_items:
             it.setVisible(gauss)
         self.plane.set_editable(not gauss)
         self.plane.set_overlay_visible(not gauss)
         self.plane_tools.setEnabled(not gauss)
-        self.plane_hint.setText("click the plane to move the centre" if gauss else "paint where r is high (r ≈ 1 "
-                                "inside, 10⁻³ outside; applied as a smooth r, App. C)")
+        self.plane_hint.setText("click the plane to move the centre (an exact Gaussian product at every step)"
+                                if gauss else "paint where r is high: r = 1 inside, falling off outside; applied as "
+                                "a smooth r (App. C: each step's mean moves by Σ·∇log r)")
 
     @property
     def task(self) -> str:
@@ -1047,8 +1058,9 @@ class InpaintPanel(QWidget):
             if not w.any():
                 self._fail("the region is empty: paint some of the plane first (or pick a Gaussian r)")
                 return None
-            meta.update(kind="region", extent=list(PLANE_EXTENT))
-            return (lambda: I.region_steps(model, w, PLANE_EXTENT, n, g)), T + 1, per, meta
+            soft = self.softness.value()
+            meta.update(kind="region", extent=list(PLANE_EXTENT), softness=soft)
+            return (lambda: I.region_steps(model, w, PLANE_EXTENT, n, g, softness=soft)), T + 1, per, meta
         if self.kind == "bits":
             bits = self.bits_editor.bits.copy()
             meta.update(kind="fixed_bits", bits=bits.tolist())

@@ -383,6 +383,22 @@ def test_regions_on_the_plane():
     assert x.shape == (200, 2) and torch.isfinite(x).all()
     with pytest.raises(ValueError, match="empty"):
         I.region_steps(m, np.zeros((8, 8)), (-3, 3, -3, 3))
+    # the soft region's log r: 0 inside, −d²/(2s²) outside, with a gradient pointing in from afar
+    L = I.region_log_r(w, (-3, 3, -3, 3), 0.5)
+    assert L[24, 24] == 0 and L[0, 0] < -20
+    log_r = I.GridLogR(L, (-3, 3, -3, 3), 0.5)
+    p = torch.tensor([[-2.0, -2.0], [-5.0, 1.0]], requires_grad=True)
+    (g,) = torch.autograd.grad(log_r(p).sum(), p)
+    assert (g[0] > 0).all() and g[1, 0] > 0  # towards the upper right, also from outside the extent
+    # on the exact N(0, I) model, the region pulls most samples in; the bare indicator barely does
+    m2 = exact_model(T=20)
+    m2.config = cfg.replace(T=20)
+    inside = []
+    for soft in (0.0, 0.25):
+        x = last(I.region_steps(m2, w, (-3, 3, -3, 3), n=2000, generator=gen(5), softness=soft)).x
+        inside.append(float(((x[:, 0] > 0.75) & (x[:, 0] < 2.25) & (x[:, 1] > 0.75) & (x[:, 1] < 2.25)).float().mean()))
+    prior = (0.5 * (math.erf(2.25 / math.sqrt(2)) - math.erf(0.75 / math.sqrt(2)))) ** 2  # ≈ 0.046
+    assert inside[0] < 0.25 and inside[1] > 0.6 > 10 * prior
     # the Gaussian r is an exact product: on the exact 2-D N(0, I) model it follows product_chain_moments
     m2 = exact_model(T=20)
     m2.config = cfg.replace(T=20)  # 2-D
