@@ -73,6 +73,7 @@ __all__ = [
     "sigma_to_normalised",
     "prepare_image",
     "coerce_image",
+    "image_geometry",
     "read_mask",
     "write_mask",
     "mask_note",
@@ -226,7 +227,7 @@ def _resize(pixels: np.ndarray, hw: tuple[int, int], resample=Image.Resampling.B
     return np.clip(np.stack(out), 0.0, 1.0).astype(np.float32)
 
 
-def _image_target(config) -> tuple[int, int | None, int | None, bool]:
+def image_geometry(config) -> tuple[int, int | None, int | None, bool]:
     """(C, H, W, flat) for a model: flat models of D = h·h values are square grey images."""
     shape = tuple(config.example_shape)
     if len(shape) == 3:
@@ -249,7 +250,7 @@ def prepare_image(image, loaded: LoadedModel, *, max_pixels: int = 50_000_000,
     file or array, naming it) or ValueError (a model whose examples are not images)."""
     what = str(image) if isinstance(image, (str, Path)) else "image"
     cfg = loaded.config
-    C, H, W, flat = _image_target(cfg)
+    C, H, W, flat = image_geometry(cfg)
     px = coerce_image(image, max_pixels=max_pixels, what=what)
     notes: list[str] = []
     if px.shape[0] != C:

@@ -56,7 +56,7 @@ def _kind(loaded: LoadedModel | None) -> str:
     if shape == (2,):
         return "points"
     try:
-        I._image_target(c)
+        I.image_geometry(c)
         return "image"
     except ValueError:
         return "unsupported"
@@ -906,7 +906,7 @@ class InpaintPanel(QWidget):
         n = len(lm.heldout)
         i = int(np.random.default_rng().integers(0, n)) if self._source_name.startswith("held-out") else 0
         c = lm.config
-        Cm, H, W, _flat = I._image_target(c)
+        Cm, H, W, _flat = I.image_geometry(c)
         z = np.asarray(lm.heldout[i], dtype=np.float32).reshape(Cm, H, W)
         self._accept_source(I.to_pixels(z, lm.norm), f"held-out example {i}")
 
