@@ -995,13 +995,38 @@ def _read_npy(p: Path) -> np.ndarray:
         raise DataError(f"{p}: holds an .npz archive, not a single array; save one array with numpy.save")
     if magic != b"\x93NUMPY":
         raise DataError(f"{p}: not a valid .npy file (no NumPy header)")
+    # Check the header before np.load: it allocates the declared shape up front (a 100-byte file can
+    # claim terabytes) and its header parser can raise TypeError and the like on a forged header.
+    try:
+        with open(p, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+            data_bytes = p.stat().st_size - f.tell()
+    except Exception as e:  # a forged header: ValueError, TypeError, SyntaxError, RecursionError, ...
+        raise DataError(f"{p}: not a valid .npy file (bad header: {type(e).__name__}: {e})") from None
+    if dtype.hasobject:
+        raise DataError(f"{p}: the array holds Python objects (would need pickle, which is refused)")
+    if any(s < 0 for s in shape):
+        raise DataError(f"{p}: not a valid .npy file (negative shape {shape})")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > MAX_FILE_BYTES:
+        raise DataError(
+            f"{p}: the array {shape} {dtype} would need {nbytes / 1024**3:.1f} GiB; "
+            f"the limit is {MAX_FILE_BYTES / 1024**3:.0f} GiB"
+        )
+    if nbytes > data_bytes:
+        raise DataError(
+            f"{p}: not a valid .npy file (the header declares {shape} {dtype} = {nbytes:,} bytes but only "
+            f"{max(data_bytes, 0):,} follow; the file is truncated)"
+        )
     try:
         a = np.load(p, allow_pickle=False)
     except ValueError as e:
         if "allow_pickle" in str(e) or "Object arrays" in str(e):
             raise DataError(f"{p}: the array holds Python objects (would need pickle, which is refused)") from None
         raise DataError(f"{p}: not a valid .npy file ({e})") from None
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, TypeError, MemoryError) as e:
         raise DataError(f"{p}: not a valid .npy file ({e})") from None
     if not isinstance(a, np.ndarray):
         raise DataError(f"{p}: holds an .npz archive, not a single array; save one array with numpy.save")
@@ -1039,27 +1064,44 @@ def _read_csv(p: Path) -> np.ndarray:
 def _read_h5(p: Path) -> np.ndarray:
     try:
         f = h5py.File(p, "r")
-    except OSError as e:
+    except Exception as e:  # OSError mostly; a damaged file can make h5py raise almost anything
         raise DataError(f"{p}: not an HDF5 file ({e})") from None
-    with f:
-        if "x" not in f:
-            keys = ", ".join(sorted(f.keys())) or "none"
-            raise DataError(f"{p}: no dataset named 'x' (found: {keys})")
-        ds = f["x"]
-        if not isinstance(ds, h5py.Dataset):
-            raise DataError(f"{p}: 'x' is a group, not a dataset")
-        if ds.dtype.kind not in "biuf":
-            raise DataError(f"{p}: dataset 'x' has type {ds.dtype}, not numbers")
-        nbytes = int(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize
-        if nbytes > MAX_FILE_BYTES:
-            raise DataError(
-                f"{p}: dataset 'x' {ds.shape} would need {nbytes / 1024**3:.1f} GiB; "
-                f"the limit is {MAX_FILE_BYTES / 1024**3:.0f} GiB"
-            )
-        try:
+    try:
+        with f:
+            if "x" not in f:
+                keys = ", ".join(sorted(f.keys())) or "none"
+                raise DataError(f"{p}: no dataset named 'x' (found: {keys})")
+            ds = f["x"]
+            if not isinstance(ds, h5py.Dataset):
+                raise DataError(f"{p}: 'x' is a group, not a dataset")
+            if ds.dtype.kind not in "biuf":
+                raise DataError(f"{p}: dataset 'x' has type {ds.dtype}, not numbers")
+            if ds.shape is None:
+                raise DataError(f"{p}: dataset 'x' is empty (no dataspace)")
+            nbytes = math.prod(ds.shape) * ds.dtype.itemsize
+            if nbytes > MAX_FILE_BYTES:
+                raise DataError(
+                    f"{p}: dataset 'x' {ds.shape} would need {nbytes / 1024**3:.1f} GiB; "
+                    f"the limit is {MAX_FILE_BYTES / 1024**3:.0f} GiB"
+                )
             return np.asarray(ds[()])
-        except OSError as e:
-            raise DataError(f"{p}: cannot read dataset 'x' ({e})") from None
+    except DataError:
+        raise
+    except Exception as e:  # h5py reports damage as OSError, RuntimeError, KeyError, ValueError, ...
+        raise DataError(f"{p}: cannot read dataset 'x'; the file is damaged or unreadable ({type(e).__name__}: {e})") from None
+
+
+def _check_normalizable(x: np.ndarray, norm: Normalization, p: Path) -> Normalization:
+    """``norm`` if z = norm.forward(x) is finite for every value of x (train and held out) in the
+    float32 arithmetic that training batches use; else DataError."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        ok = all(bool(np.isfinite(norm.forward(c)).all()) for c in _chunks(x))
+    if not ok:
+        raise DataError(
+            f"{p}: the values span too wide a range (or lie too close together, std {norm.std:.3g}) to "
+            "normalize in 32-bit floats; rescale the data"
+        )
+    return norm
 
 
 def _array_dataset(a: np.ndarray, p: Path) -> DataSet:
@@ -1068,6 +1110,8 @@ def _array_dataset(a: np.ndarray, p: Path) -> DataSet:
         raise DataError(f"{p}: the array has type {a.dtype}, not numbers")
     if a.size == 0:
         raise DataError(f"{p}: the array is empty (shape {a.shape})")
+    if a.ndim == 0:
+        raise DataError(f"{p}: a single number, not an array; expected [N, D] points or [N, H, W] / [N, C, H, W] images")
     if a.ndim == 1:
         raise DataError(
             f"{p}: a 1-D array of shape {a.shape}; expected [N, D] points or [N, H, W] / [N, C, H, W] images "
@@ -1087,6 +1131,10 @@ def _array_dataset(a: np.ndarray, p: Path) -> DataSet:
         n_bad = int(np.count_nonzero(~np.isfinite(a)))
         if n_bad:
             raise DataError(f"{p}: {n_bad} values are NaN or infinite")
+        big = float(np.finfo(np.float32).max)
+        n_big = int(np.count_nonzero(np.abs(a) > big)) if a.dtype.itemsize > 4 else 0
+        if n_big:
+            raise DataError(f"{p}: {n_big} values are too large for 32-bit floats (|x| > {big:.3g})")
     n_held = max(1, int(round(HELDOUT_FRACTION * N)))
     tr, he = _split(N, n_held)
     name = p.stem
@@ -1100,9 +1148,10 @@ def _array_dataset(a: np.ndarray, p: Path) -> DataSet:
         )
     if a.ndim == 2:
         x = a.astype(np.float32)
+        norm = _check_normalizable(x, _points_norm(x[tr], str(p)), p)
         return _finite_dataset(
             name=name, kind="points", train=x[tr], heldout=x[he], levels=None,
-            norm=_points_norm(x[tr], str(p)), source=f"{p}: {N} points in {a.shape[1]}-D",
+            norm=norm, source=f"{p}: {N} points in {a.shape[1]}-D",
         )
     x = a[:, None] if a.ndim == 3 else a  # [N, C, H, W]
     if a.dtype.kind in "biu" and x.min() >= 0 and x.max() <= 255:
@@ -1116,7 +1165,7 @@ def _array_dataset(a: np.ndarray, p: Path) -> DataSet:
         norm, rng_ = _discrete_norm(train, levels, str(p)), (0.0, 1.0)
         desc = f"{int(levels).bit_length() - 1}-bit"
     else:
-        norm = _continuous_norm(train, str(p))
+        norm = _check_normalizable(x, _continuous_norm(train, str(p)), p)
         lo, hi = float(x.min()), float(x.max())
         rng_ = (0.0, 1.0) if (lo >= 0 and hi <= 1) else (lo, hi)
         desc = "continuous"
