@@ -8,6 +8,8 @@ import json
 import h5py
 import numpy as np
 import pytest
+
+from models.presets import get_preset
 import torch
 from PIL import Image
 
@@ -64,7 +66,7 @@ def test_train_writes_a_complete_model_file(swissroll_model):
     for key in ("K_bits", "K_stderr_bits", "K_minus_Lnull_bits", "beta_1", "train_seconds"):
         assert np.isfinite(m[key]), key
     assert m["n_eval"] == 300 and m["iterations"] == 20 and m["device"] == "cpu" and m["complete"] is True
-    assert m["beta_1"] == pytest.approx(1e-3)
+    assert m["beta_1"] == pytest.approx(get_preset("swissroll").model.beta_1)
     assert m["K_bits"] < -2.0471 * 2 + m["cap_bits"]  # the β_1 cap of spec §2.3
     assert lm.optimizer is not None and len(lm.history["iteration"]) >= 1
     assert lm.norm["std"] > 0
@@ -73,7 +75,7 @@ def test_train_writes_a_complete_model_file(swissroll_model):
 def test_info_prints_config_schedule_and_K(swissroll_model, capsys):
     rc, out, err = run(capsys, "info", swissroll_model)
     assert rc == 0, err
-    assert "T = 10" in out and "β_1 = 0.001" in out and "ᾱ_T" in out and "K " in out and "history: 1 records" in out
+    assert "T = 10" in out and "β_1 = " in out and "ᾱ_T" in out and "K " in out and "history: 1 records" in out
     rc, out, _ = run(capsys, "info", swissroll_model, "--json")
     info = json.loads(out)
     assert info["T"] == 10 and 0 < info["alpha_bar_T"] < 1 and info["meta"]["K_bits"] is not None
@@ -85,7 +87,7 @@ def test_eval_json_and_ais(swissroll_model, capsys):
     res = json.loads(out)  # exactly one JSON object
     for key in ("K_bits", "K_stderr_bits", "K_minus_Lnull_bits", "unit", "beta_1", "n_eval", "ais_bits"):
         assert key in res, key
-    assert res["n_eval"] == 200 and res["unit"] == "bits/point" and res["beta_1"] == pytest.approx(1e-3)
+    assert res["n_eval"] == 200 and res["unit"] == "bits/point" and res["beta_1"] == pytest.approx(get_preset("swissroll").model.beta_1)
     assert res["K_minus_Lnull_bits"] == pytest.approx(res["K_bits"] - res["L_null_bits"])
     assert np.isfinite(res["ais_bits"]) and res["ais_bits"] > res["K_bits"] - 1.0  # K ≤ AIS in expectation
     rc, out, _ = run(capsys, "eval", swissroll_model, "--n", "100")
