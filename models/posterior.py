@@ -112,7 +112,10 @@ class BinomialR:
         c = dist.prob
         num = c * d1
         den = num + (1 - c) * d0
-        return StepDistribution(prob=torch.where(den > 0, num / den.clamp_min(1e-30), c))
+        # den = 0 only where the model is certain (c ∈ {0, 1} exactly, as σ saturates in float32) and r
+        # forbids that value: r is the constraint, so it wins there
+        fallback = d1 / (d1 + d0).clamp_min(1e-30)
+        return StepDistribution(prob=torch.where(den > 0, num / den.clamp_min(1e-30), fallback))
 
 
 class GridRegion:

@@ -152,8 +152,10 @@ class Schedule(nn.Module):
     def forward(self) -> torch.Tensor:
         if not self.learn:
             return self.base_beta
-        base = self.base_beta[1:]
-        logits = torch.log(base) - torch.log1p(-base) + self.basis[1:] @ self.coeffs
-        # keep β in a numerically safe range: [1e-6, 1 − 1e-5]
-        rest = 1e-6 + torch.sigmoid(logits) * (1.0 - 1e-6 - 1e-5)
+        # keep β in a numerically safe range: [1e-6, 1 − 1e-5]; the base is mapped through the inverse
+        # of that squashing, so that c = 0 gives exactly β = base
+        lo, span = 1e-6, 1.0 - 1e-6 - 1e-5
+        u = ((self.base_beta[1:] - lo) / span).clamp(1e-12, 1 - 1e-12)
+        logits = torch.log(u) - torch.log1p(-u) + self.basis[1:] @ self.coeffs
+        rest = lo + torch.sigmoid(logits) * span
         return torch.cat([self.base_beta[:1], rest])

@@ -33,13 +33,13 @@ class GaussianKernel:
 
     def q_marginal(self, x0: torch.Tensor, k, s: ScheduleTensors) -> tuple[torch.Tensor, torch.Tensor]:
         """q(x^{k+1} | x^0) = N(√ᾱ·x^0, (1 − ᾱ)·I): (mean [B,*S], var broadcastable)."""
-        abar = gather(s.alpha_bar, k, x0)
-        return torch.sqrt(abar) * x0, (1 - abar).expand_as(x0)
+        # products of ᾱ are formed in float64 and cast once: in float32, 1 − ᾱ loses most of its digits
+        # when β_1 is small (β_1 = 1e-5: ~0.5 %)
+        return gather(torch.sqrt(s.alpha_bar), k, x0) * x0, gather(1 - s.alpha_bar, k, x0).expand_as(x0)
 
     def q_sample(self, x0: torch.Tensor, k, s: ScheduleTensors, noise: torch.Tensor) -> torch.Tensor:
         """x^{k+1} = √ᾱ·x^0 + √(1−ᾱ)·ε with given ε (frozen noise: differentiable in β)."""
-        abar = gather(s.alpha_bar, k, x0)
-        return torch.sqrt(abar) * x0 + torch.sqrt(1 - abar) * noise
+        return gather(torch.sqrt(s.alpha_bar), k, x0) * x0 + gather(torch.sqrt(1 - s.alpha_bar), k, x0) * noise
 
     def q_posterior(self, x0: torch.Tensor, xt: torch.Tensor, k, s: ScheduleTensors):
         """q(x^k | x^{k+1}, x^0) = N(μ̃, β̃·I) for k ≥ 1 (paper t = k + 1 ≥ 2). Returns (mean, var).
@@ -47,14 +47,13 @@ class GaussianKernel:
         β̃_t = β_t(1 − ᾱ_{t−1})/(1 − ᾱ_t);
         μ̃_t = √ᾱ_{t−1}·β_t/(1 − ᾱ_t)·x^0 + √α_t·(1 − ᾱ_{t−1})/(1 − ᾱ_t)·x^t.
         """
-        beta = gather(s.beta, k, x0)
-        abar = gather(s.alpha_bar, k, x0)
-        abar_prev = gather(s.alpha_bar_prev, k, x0)
-        var = beta * (1 - abar_prev) / (1 - abar)
-        mean = (torch.sqrt(abar_prev) * beta / (1 - abar)) * x0 + (
-            torch.sqrt(1 - beta) * (1 - abar_prev) / (1 - abar)
-        ) * xt
-        return mean, var.expand_as(x0)
+        # coefficients per step in float64 (s's dtype), cast once by gather: computing 1 − ᾱ from a
+        # float32 ᾱ makes the posterior mean wrong by a large fraction of its sd when β_1 ≲ 1e-4
+        one_m_abar = 1 - s.alpha_bar
+        var = gather(s.beta * (1 - s.alpha_bar_prev) / one_m_abar, k, x0)
+        c0 = gather(torch.sqrt(s.alpha_bar_prev) * s.beta / one_m_abar, k, x0)
+        ct = gather(torch.sqrt(1 - s.beta) * (1 - s.alpha_bar_prev) / one_m_abar, k, x0)
+        return c0 * x0 + ct * xt, var.expand_as(x0)
 
     # ---- prior ------------------------------------------------------------------------------
     def prior_sample(self, shape, generator=None, device=None, dtype=torch.float32) -> torch.Tensor:
