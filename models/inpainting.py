@@ -227,6 +227,12 @@ def _resize(pixels: np.ndarray, hw: tuple[int, int], resample=Image.Resampling.B
     return np.clip(np.stack(out), 0.0, 1.0).astype(np.float32)
 
 
+def _crop_centre(px: np.ndarray, h: int, w: int) -> np.ndarray:
+    H, W = px.shape[-2:]
+    r, c = (H - h) // 2, (W - w) // 2
+    return np.ascontiguousarray(px[..., r:r + h, c:c + w])
+
+
 def image_geometry(config) -> tuple[int, int | None, int | None, bool]:
     """(C, H, W, flat) for a model: flat models of D = h·h values are square grey images."""
     shape = tuple(config.example_shape)
@@ -239,15 +245,19 @@ def image_geometry(config) -> tuple[int, int | None, int | None, bool]:
     raise ValueError(f"this model's examples have shape {shape}, which is not an image")
 
 
-def prepare_image(image, loaded: LoadedModel, *, max_pixels: int = 50_000_000,
-                  max_side: int | None = None) -> PreparedImage:
+def prepare_image(image, loaded: LoadedModel, *, max_pixels: int = 50_000_000, max_side: int | None = None,
+                  fit: Literal["shrink", "crop"] = "shrink") -> PreparedImage:
     """Make ``image`` (a path or an array, see :func:`coerce_image`) ready for ``loaded``'s model.
 
     Channels: a grey model gets luminance (BT.601) of a colour image; a colour model gets a grey image
     copied into its three channels. Size: a fully convolutional model (``arch == "conv"``) keeps the
-    image's own size (shrunk so the longer side is at most ``max_side``, if given); any other model
-    gets its ``example_shape``. Values are normalised with ``loaded.norm``. Raises DataError (bad
-    file or array, naming it) or ValueError (a model whose examples are not images)."""
+    image's own size, limited to ``max_side`` (if given) by shrinking the whole image (``fit="shrink"``)
+    or by cutting out the centre at full resolution (``fit="crop"``: a texture model learned its
+    texture at one scale); any other model gets its ``example_shape`` (shrunk, or cropped to the
+    model's aspect ratio first). Values are normalised with ``loaded.norm``. Raises DataError (bad
+    file or array, naming it) or ValueError (a model whose examples are not images, a bad ``fit``)."""
+    if fit not in ("shrink", "crop"):
+        raise ValueError(f"fit must be 'shrink' or 'crop', got {fit!r}")
     what = str(image) if isinstance(image, (str, Path)) else "image"
     cfg = loaded.config
     C, H, W, flat = image_geometry(cfg)
@@ -263,13 +273,26 @@ def prepare_image(image, loaded: LoadedModel, *, max_pixels: int = 50_000_000,
     h0, w0 = px.shape[-2:]
     if cfg.arch == "conv":
         if max_side is not None and max(h0, w0) > max_side:
-            s = max_side / max(h0, w0)
-            hw = (max(1, round(h0 * s)), max(1, round(w0 * s)))
-            px = _resize(px, hw)
-            notes.append(f"resized {w0}×{h0}→{hw[1]}×{hw[0]} (longest side {max_side})")
+            if fit == "crop":
+                h, w = min(h0, max_side), min(w0, max_side)
+                px = _crop_centre(px, h, w)
+                notes.append(f"cropped the centre {w}×{h} of {w0}×{h0} (longest side {max_side})")
+            else:
+                s = max_side / max(h0, w0)
+                hw = (max(1, round(h0 * s)), max(1, round(w0 * s)))
+                px = _resize(px, hw)
+                notes.append(f"resized {w0}×{h0}→{hw[1]}×{hw[0]} (longest side {max_side})")
     elif (h0, w0) != (H, W):
-        px = _resize(px, (H, W))
-        notes.append(f"resized {w0}×{h0}→{W}×{H} for this model")
+        if fit == "crop":  # the largest centred window of the model's aspect ratio, then resize
+            s = min(h0 / H, w0 / W)
+            ch, cw = max(1, round(H * s)), max(1, round(W * s))
+            if (ch, cw) != (h0, w0):
+                px = _crop_centre(px, ch, cw)
+                notes.append(f"cropped the centre {cw}×{ch} of {w0}×{h0}")
+                h0, w0 = ch, cw
+        if (h0, w0) != (H, W):
+            px = _resize(px, (H, W))
+            notes.append(f"resized {w0}×{h0}→{W}×{H} for this model")
     px = np.ascontiguousarray(px, dtype=np.float32)
     z = torch.from_numpy(pixels_to_z(px, loaded.norm))[None]
     if flat:

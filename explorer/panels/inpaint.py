@@ -62,6 +62,13 @@ def _kind(loaded: LoadedModel | None) -> str:
         return "unsupported"
 
 
+def _default_fit(loaded: LoadedModel) -> str:
+    """Crop large images for models trained on patches of larger images (textures), else shrink."""
+    meta = loaded.meta or {}
+    text = f"{meta.get('data', '')} {meta.get('data_description', '')}".lower()
+    return "crop" if ("patch" in text or "bark" in text or "texture" in text) else "shrink"
+
+
 def qimage_to_array(img: QImage) -> np.ndarray:
     """A QImage → uint8 [H, W, 3] (alpha dropped)."""
     img = img.convertToFormat(QImage.Format.Format_RGB888)
@@ -314,6 +321,14 @@ class InpaintPanel(QWidget):
                                       "this longest side first (the time per step grows with the pixel count)")
         self.max_side_spin.editingFinished.connect(self._on_max_side)
         srow.addWidget(self.max_side_spin, 1)
+        self.fit_combo = QComboBox()
+        self.fit_combo.setObjectName("inpaint_fit")
+        self.fit_combo.addItem("crop centre", "crop")
+        self.fit_combo.addItem("shrink", "shrink")
+        self.fit_combo.setToolTip("a larger image is cut down to its centre at full resolution (a texture model\n"
+                                  "learned its texture at one scale) or shrunk as a whole")
+        self.fit_combo.currentIndexChanged.connect(lambda *_: self._on_max_side(force=True))
+        srow.addWidget(self.fit_combo)
         self.max_side_row = QWidget()
         self.max_side_row.setLayout(srow)
         srow.setContentsMargins(0, 0, 0, 0)
@@ -740,6 +755,9 @@ class InpaintPanel(QWidget):
         kind = _kind(loaded)
         self._set_kind(kind)
         if kind == "image":
+            self.fit_combo.blockSignals(True)
+            self.fit_combo.setCurrentIndex(self.fit_combo.findData(_default_fit(loaded)))
+            self.fit_combo.blockSignals(False)
             if self._source is not None:
                 self._prepare(keep_mask=True)
             elif loaded.heldout is not None and len(loaded.heldout):
@@ -844,9 +862,12 @@ class InpaintPanel(QWidget):
         self.message.emit(f"inpainting: opened {name}")
         return True
 
-    def _on_max_side(self) -> None:
-        """Re-prepare the image if the new longest side changes its size (conv models only)."""
+    def _on_max_side(self, force: bool = False) -> None:
+        """Re-prepare the image if the new longest side (or fit) changes it (conv models only)."""
         if self.kind != "image" or self._source is None or self.prepared is None or self.loaded.config.arch != "conv":
+            return
+        if force:
+            self._prepare(keep_mask=True)
             return
         h0, w0 = self._source.shape[-2:]
         s = self.max_side_spin.value()
@@ -857,7 +878,8 @@ class InpaintPanel(QWidget):
 
     def _prepare(self, keep_mask: bool) -> bool:
         try:
-            prep = I.prepare_image(self._source, self.loaded, max_side=self.max_side_spin.value())
+            prep = I.prepare_image(self._source, self.loaded, max_side=self.max_side_spin.value(),
+                                   fit=self.fit_combo.currentData())
         except (DataError, ValueError) as e:
             self._fail(f"{self._source_name}: {e}")
             return False

@@ -295,10 +295,14 @@ def test_conv_model_keeps_the_image_size_up_to_the_longest_side(panel):
     panel.set_model(tiny_image_model())
     panel.set_image(np.zeros((60, 90), np.uint8))
     assert panel.prepared.shape_hw == (60, 90)
+    panel.fit_combo.setCurrentIndex(panel.fit_combo.findData("shrink"))
     panel.max_side_spin.setValue(45)
     panel.max_side_spin.editingFinished.emit()
     assert panel.prepared.shape_hw == (30, 45) and "longest side 45" in panel.note_label.text()
     assert panel.mask_model.shape == (30, 45)
+    panel.fit_combo.setCurrentIndex(panel.fit_combo.findData("crop"))
+    assert panel.prepared.shape_hw == (45, 45) and "cropped the centre" in panel.note_label.text()
+    assert panel.mask_model.shape == (45, 45)
 
 
 def test_a_new_snapshot_of_the_same_model_keeps_the_results(panel, qtbot):

@@ -237,6 +237,13 @@ def test_prepare_image_converts_and_resizes_for_fixed_size_models():
     assert I.prepare_image(image(24, 32), loaded(m)).y.shape == (1, 1, 24, 32)
     prep = I.prepare_image(image(24, 32), loaded(m), max_side=16)
     assert prep.y.shape == (1, 1, 12, 16) and "longest side 16" in prep.note
+    prep = I.prepare_image(image(24, 32), loaded(m), max_side=16, fit="crop")
+    assert prep.y.shape == (1, 1, 16, 16) and "cropped the centre 16×16 of 32×24" in prep.note
+    np.testing.assert_allclose(prep.pixels[0], image(24, 32)[4:20, 8:24] / 255, atol=1e-6)
+    prep = I.prepare_image(image(24, 32, c=3), lm, fit="crop")  # 8×8 model: centre 24×24, then shrink
+    assert prep.pixels.shape == (1, 8, 8) and "cropped the centre 24×24" in prep.note
+    with pytest.raises(ValueError, match="fit"):
+        I.prepare_image(image(), lm, fit="stretch")
     # luminance
     rgb = np.zeros((4, 4, 3), np.uint8)
     rgb[..., 1] = 255
