@@ -123,13 +123,21 @@ def _screenshot(app, win, args) -> int:
         else:
             print(f"dpm-explorer: saved {args.screenshot}" + (" (timed out waiting for the trajectory)" if late else ""))
         win.shutdown()
-        win.close()
+        win.hide()
         app.quit()
 
+    # no "last window closed" quit event may outlive this function (it would end the next event loop
+    # of a host application, e.g. a test run)
+    quit_on_close = app.quitOnLastWindowClosed()
+    app.setQuitOnLastWindowClosed(False)
     timer = QTimer(interval=100)
     timer.timeout.connect(poll)
     timer.start()
-    app.exec()
+    try:
+        app.exec()
+    finally:
+        app.setQuitOnLastWindowClosed(quit_on_close)
+        win.deleteLater()
     return state["code"]
 
 

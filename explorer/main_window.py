@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QProgressBar, QTabWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QProgressBar, QScrollArea, QSizePolicy,
+                               QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from models.checkpoint import CheckpointError
 from models.io import save_model
@@ -35,7 +36,8 @@ from .panels.schedule import SchedulePanel
 from .panels.terms import BoundTermsPanel
 from .panels.trajectory import TrajectoryPanel
 from .state import AppState
-from .workers import TrainWorker, TrajectoryRequest, TrajectoryWorker, copy_model, run_task
+from .workers import (TrainWorker, TrajectoryRequest, TrajectoryWorker, copy_model, evaluate_model, run_task,
+                      wait_for_tasks)
 
 BUNDLED_MODEL = MODELS_DIR / "swissroll.h5"
 DATA_SUFFIXES = {".npy", ".csv", ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm",
@@ -77,11 +79,12 @@ class MainWindow(QMainWindow):
         self.train_worker: TrainWorker | None = None
         self.traj_worker: TrajectoryWorker | None = None
         self._old_workers: list = []  # cancelled workers kept alive until their threads end
-        self._tasks: list = []
         self._train_started = 0.0
         self._budget_s: float | None = None
         self._stop_asked_at = 0.0
         self.last_stop_latency_s = float("nan")
+        self._eval_pending = False
+        self._closed = False
 
         s = self.state
         # --- panels ------------------------------------------------------------------------------
@@ -111,7 +114,13 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.docks: dict[str, QDockWidget] = {}
-        self._dock("controls", "Data and model", self.controls, Qt.LeftDockWidgetArea)
+        controls_scroll = QScrollArea()  # the controls scroll on short screens
+        controls_scroll.setWidgetResizable(True)
+        controls_scroll.setFrameShape(QScrollArea.NoFrame)
+        controls_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        controls_scroll.setWidget(self.controls)
+        controls_scroll.setMinimumWidth(self.controls.minimumSizeHint().width() + 12)
+        self._dock("controls", "Data and model", controls_scroll, Qt.LeftDockWidgetArea)
         self._dock("k_curve", "Training: K", self.k_curve, Qt.RightDockWidgetArea)
         self._dock("samples", "Samples (fixed seed)", self.samples, Qt.RightDockWidgetArea)
         self._dock("schedule", "Schedule β and ᾱ", self.schedule, Qt.BottomDockWidgetArea)
@@ -141,6 +150,7 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel("")
         self.k_label = QLabel("")
         self.k_label.setObjectName("k_status")
+        self.k_label.setMinimumWidth(360)
         for w in (self.k_label, self.speed_label, self.device_label, self.progress_bar):
             sb.addPermanentWidget(w)
 
@@ -183,7 +193,12 @@ class MainWindow(QMainWindow):
         except Exception as e:  # noqa: BLE001
             self.state.post("warning", f"the Inpaint view failed to start: {type(e).__name__}: {e}")
             return None
-        self.tabs.addTab(panel, "Inpaint")
+        scroll = QScrollArea()  # its minimum size must not widen the whole window
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        scroll.setWidget(panel)
+        self.tabs.addTab(scroll, "Inpaint")
+        self._inpaint_page = scroll
         # the panel takes a LoadedModel through set_model(); give it a copy of the current model
         # whenever the session changes (never the live model: training owns that one)
         if hasattr(panel, "set_model"):
@@ -275,13 +290,14 @@ class MainWindow(QMainWindow):
         c.device_changed.connect(self._on_device)
         self.trajectory.refresh_requested.connect(self.compute_trajectories)
         self.draw.use_points.connect(self.use_drawn_points)
-        self.schedule.edited.connect(lambda: self._traj_debounce.start())
+        self.schedule.edited.connect(self._on_schedule_edited)
         s.message.connect(self._on_message)
         s.training_changed.connect(lambda _t: self._update_status())
         s.progress_added.connect(self._on_progress)
         s.recent_changed.connect(self._fill_recent_menu)
         s.recent_changed.connect(lambda: self.settings.setValue("recent", list(s.recent)))
         s.session_changed.connect(self._update_status)
+        s.evaluated.connect(self._update_status)
 
     # =============================================================================================
     # settings
@@ -332,6 +348,9 @@ class MainWindow(QMainWindow):
 
     def shutdown(self, timeout_ms: int = 3000) -> None:
         """Stop every worker and wait for its thread (tests call this before the window goes)."""
+        self._closed = True
+        self._eval_pending = False
+        self._traj_debounce.stop()
         self._live_timer.stop()
         self.trajectory.pause()
         if self.train_worker is not None:
@@ -341,6 +360,7 @@ class MainWindow(QMainWindow):
             if w is not None:
                 w.cancel()
                 w.wait(timeout_ms)
+        wait_for_tasks(timeout_ms)
 
     # =============================================================================================
     # sessions
@@ -358,6 +378,8 @@ class MainWindow(QMainWindow):
                                                 f"Swiss-roll model (press Train)")
 
     def _task(self, fn, *args, busy: str, on_result, path=None, **kw) -> None:
+        if self._closed:
+            return
         self.state.set_busy(busy)
         self.statusBar().showMessage(busy + " …")
 
@@ -369,10 +391,7 @@ class MainWindow(QMainWindow):
             self.state.set_busy("")
             self.report_error(exc, path)
 
-        worker = run_task(fn, *args, on_result=done, on_error=failed, **kw)
-        self._tasks = [w for w in self._tasks if not getattr(w, "_finished", False)]
-        worker.finished.connect(lambda w=worker: setattr(w, "_finished", True))
-        self._tasks.append(worker)
+        run_task(fn, *args, on_result=done, on_error=failed, **kw)
 
     def report_error(self, exc, path=None) -> None:
         msg = str(exc) or type(exc).__name__
@@ -431,6 +450,7 @@ class MainWindow(QMainWindow):
         else:
             s.post("info", f"opened {what}: {sessions.describe_model(sess.model)}")
         self.compute_trajectories()
+        self.request_evaluation()
         if self.autoplay:
             self.trajectory.play()
         self.session_ready.emit()
@@ -466,6 +486,7 @@ class MainWindow(QMainWindow):
         self.controls.mark_pending(None)
         self._set_default_speed()
         self._traj_debounce.start()
+        self._eval_pending = True
 
     def new_model(self) -> None:
         if not self._can_replace_session():
@@ -475,6 +496,10 @@ class MainWindow(QMainWindow):
             return
         self._replace_model(cfg)
         self.state.post("info", f"new untrained model: {sessions.describe_model(self.state.model)}")
+
+    def _on_schedule_edited(self) -> None:
+        self._eval_pending = True
+        self._traj_debounce.start()
 
     def _on_device(self, name: str) -> None:
         s = self.state
@@ -512,6 +537,7 @@ class MainWindow(QMainWindow):
         s.post("info", f"loaded {sessions.describe_data(data)} — press Train")
         self.set_view("reverse")
         self.compute_trajectories()
+        self.request_evaluation()
         if self.autoplay:
             self.trajectory.play()
         self.session_ready.emit()
@@ -581,7 +607,7 @@ class MainWindow(QMainWindow):
     # trajectories
     def compute_trajectories(self, model=None, directions=("reverse", "forward")) -> None:
         s = self.state
-        if s.model is None:
+        if s.model is None or self._closed:
             return
         if model is None:
             if s.training == "running":  # the training thread owns the model: ask for a copy
@@ -591,7 +617,7 @@ class MainWindow(QMainWindow):
             model = s.model if s.training == "idle" else copy_model(s.model)
         self._cancel_trajectory()
         kind = s.kind
-        n = self.traj_points or sessions.TRAJECTORY_N[kind]
+        n = (self.traj_points if kind == "points" else None) or sessions.TRAJECTORY_N[kind]
         x0 = sessions.forward_x0(s.data, min(n, 5000)) if "forward" in directions else None
         display = None
         if kind != "points":
@@ -608,6 +634,7 @@ class MainWindow(QMainWindow):
         w.trajectory_ready.connect(self._on_trajectory)
         w.progress.connect(self.trajectory.set_progress)
         w.failed.connect(lambda msg: self.state.post("error", msg))
+        w.finished.connect(self._start_evaluation)
         self.traj_worker = w
         w.start()
 
@@ -628,6 +655,35 @@ class MainWindow(QMainWindow):
         if snd is not None and snd is not self.traj_worker:
             return
         self.state.set_trajectory(traj)
+
+    # ---- one-off evaluation: curves, samples and K for a model that is not training -----------------
+    def request_evaluation(self) -> None:
+        """Evaluate the current model once (after its trajectories, in the thread pool): fills the entropy,
+        bound-term and sample plots for a model that was opened, edited or has just stopped training."""
+        self._eval_pending = True
+        w = self.traj_worker
+        if w is None or not w.isRunning():
+            self._start_evaluation()
+
+    def _start_evaluation(self) -> None:
+        s = self.state
+        if (self._closed or not self._eval_pending or s.training != "idle" or s.model is None
+                or s.data is None):
+            return
+        self._eval_pending = False
+        try:
+            cfg = sessions.app_train_config(s.model, s.data, s.preset, None)
+        except (ValueError, TypeError):
+            return
+        token = (id(s.model), s.iteration)
+        self._eval_token = token
+
+        def done(ev):
+            st = self.state
+            if st.training == "idle" and st.model is not None and (id(st.model), st.iteration) == token:
+                st.set_evaluation(ev)
+
+        self._task(evaluate_model, s.model, s.data, cfg, busy="evaluating the model", on_result=done)
 
     def _live_trajectory(self) -> None:
         if self.state.training != "running" or self.train_worker is None:
@@ -727,6 +783,8 @@ class MainWindow(QMainWindow):
         s.session_changed.emit()  # labels and editability (the model is now trained)
         s.post("info", f"training {result.message} at iteration {result.iteration:,}")
         self.compute_trajectories()
+        if result.stopped or not (s.last_progress is not None and s.last_progress.done):
+            self.request_evaluation()  # a stopped run has no final record
 
     def _on_progress(self, p) -> None:
         self._update_status()
@@ -790,6 +848,8 @@ class MainWindow(QMainWindow):
         meta = {"preset": s.preset.name if s.preset is not None else None,
                 "data": getattr(s.data, "name", None), "unit": s.unit, "iteration": int(s.iteration),
                 "schedule_source": s.schedule_source}
+        if isinstance(s.data, DrawnDataSet) and len(s.data.points) <= 50_000:
+            meta["drawn_points"] = np.round(s.data.points.astype(np.float64), 6).tolist()
         src = str(getattr(s.data, "source", "")).split(":")[0]
         if s.preset is None and src and Path(src).exists():
             meta["data_path"] = str(Path(src).resolve())
@@ -904,7 +964,7 @@ class MainWindow(QMainWindow):
             if self.inpaint is None:
                 self.state.post("warning", "the Inpaint view is not available in this build")
                 return
-            self.tabs.setCurrentWidget(self.inpaint)
+            self.tabs.setCurrentWidget(self._inpaint_page)
         else:
             raise ValueError(f"unknown view {name!r}; choose reverse, forward, draw or inpaint")
 
@@ -924,9 +984,13 @@ class MainWindow(QMainWindow):
             b1 = s.curves.beta_1 if s.curves is not None else float("nan")
             self.k_label.setText(f"K = {s.history.K_heldout_bits[-1]:.3f} {unit} · K − L_null = "
                                  f"{s.history.K_minus_Lnull_bits[-1]:.3f} {unit} · β₁ = {b1:.3g}")
+        elif s.evaluation is not None and math.isfinite(s.evaluation["K_heldout_bits"]):
+            ev = s.evaluation
+            self.k_label.setText(f"K = {ev['K_heldout_bits']:.3f} {unit} · K − L_null = {ev['K_minus_Lnull_bits']:.3f} "
+                                 f"{unit} · β₁ = {float(ev['beta'][0]):.3g}" + ("" if s.is_trained else " (untrained)"))
         elif s.curves is not None:
-            cap = f" · cap on K − L_null {s.curves.cap_bits:.3g} {unit}" if s.curves.cap_bits is not None else ""
-            self.k_label.setText(f"K: not trained yet ({unit}) · β₁ = {s.curves.beta_1:.3g}{cap}")
+            cap = f" · K − L_null ≤ {s.curves.cap_bits:.3g} {unit}" if s.curves.cap_bits is not None else ""
+            self.k_label.setText(f"untrained · β₁ = {s.curves.beta_1:.3g}{cap}")
         w = self.train_worker
         if s.training in ("running", "paused", "stopping") and w is not None:
             its = p.its_per_s if p is not None else float("nan")

@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from models.config import ModelConfig
 from models.io import LoadedModel, load_model
 from models.presets import PRESETS, Preset
@@ -67,11 +69,13 @@ def guess_preset(loaded: LoadedModel) -> str | None:
     for name, p in PRESETS.items():
         if p.model == loaded.config:
             return name
-    c = loaded.config
-    for name, p in PRESETS.items():  # same data shape and kernel
-        if (p.model.kernel, tuple(p.model.example_shape)) == (c.kernel, tuple(c.example_shape)) and name != "cifar10":
-            if name in ("swissroll", "heartbeat"):
-                return name
+    if any(k in loaded.meta for k in ("data", "dataset", "data_path", "drawn_points")):
+        return None  # the file names its own data
+    c = loaded.config  # no provenance at all: a generated preset with the same kernel and shape
+    for name in ("swissroll", "heartbeat"):
+        p = PRESETS[name]
+        if (p.model.kernel, tuple(p.model.example_shape)) == (c.kernel, tuple(c.example_shape)):
+            return name
     return None
 
 
@@ -83,7 +87,15 @@ def model_file_session(path, device: str = "cpu") -> Session:
     preset = PRESETS.get(name) if name else None
     data = None
     note = ""
-    if load_preset is not None:
+    drawn = loaded.meta.get("drawn_points")
+    if isinstance(drawn, list) and name is None:
+        from .drawn import DrawnDataSet
+
+        try:
+            data = DrawnDataSet(np.asarray(drawn, dtype=np.float32))
+        except (ValueError, TypeError) as e:
+            note = f"the drawn points stored with it are unusable ({e})"
+    if data is None and load_preset is not None:
         try:
             if name is not None and name != "cifar10":
                 data = load_preset(name)

@@ -145,6 +145,7 @@ class AppState(QObject):
     schedule_changed = Signal()  # β edited by hand or by a named schedule (untrained model)
     curves_changed = Signal()  # ``curves`` replaced (schedule edit or training progress)
     progress_added = Signal(object)  # a TrainProgress record, after ``history``/``curves`` were updated
+    evaluated = Signal()  # ``evaluation`` (a one-off evaluation of the current model) was set
     history_reset = Signal()
     training_changed = Signal(str)  # one of TRAINING_STATES
     trajectory_changed = Signal(str)  # the direction whose cache was replaced (or cleared)
@@ -170,6 +171,7 @@ class AppState(QObject):
         self.curves: BoundCurves | None = None
         self.schedule_source = "named"  # "named" | "learned" | "drawn"
         self.last_progress = None
+        self.evaluation: dict | None = None  # a one-off evaluation of the current model (not training)
         self.samples: np.ndarray | None = None  # latest fixed-seed samples, normalised [n, *S]
         self.samples_iteration = 0
         self.trajectories: dict[str, Trajectory] = {}
@@ -269,6 +271,7 @@ class AppState(QObject):
         self.schedule_source = "learned" if model.config.learn_beta else "named"
         self.samples = None
         self.last_progress = None
+        self.evaluation = None
         self.trajectories = {}
         self.frame = 0
         self.curves = self.schedule_curves()
@@ -352,18 +355,8 @@ class AppState(QObject):
         self.last_progress = p
         self.iteration = int(p.iteration)
         self.history.append(p.iteration, p.K_train_bits, p.K_heldout_bits, p.K_minus_Lnull_bits)
-        beta = np.asarray(p.beta, dtype=np.float64)
-        cap_dim = cap = None
-        if self.model is not None and self.model.is_gaussian:
-            cap_dim = beta_1_cap_bits_per_dim(beta)
-            cap = cap_dim * self.D / self.unit_div
-        self.curves = BoundCurves(
-            beta=beta, alpha_bar=np.asarray(p.alpha_bar, dtype=np.float64),
-            entropy_lower_bits=np.asarray(p.entropy_lower, dtype=np.float64) / LN2,
-            entropy_upper_bits=np.asarray(p.entropy_upper, dtype=np.float64) / LN2,
-            reverse_entropy_bits=np.asarray(p.reverse_entropy, dtype=np.float64) / LN2,
-            kl_bits_per_step=np.asarray(p.kl_bits_per_step, dtype=np.float64),
-            cap_bits_per_dim=cap_dim, cap_bits=cap)
+        self.curves = self._curves_from(p.beta, p.alpha_bar, p.entropy_lower, p.entropy_upper, p.reverse_entropy,
+                                        p.kl_bits_per_step)
         if p.samples is not None:
             self.samples = np.ascontiguousarray(p.samples, dtype=np.float32)
             self.samples_iteration = int(p.iteration)
@@ -371,6 +364,32 @@ class AppState(QObject):
         self.curves_changed.emit()
         if p.samples is not None:
             self.samples_changed.emit()
+
+    def _curves_from(self, beta, alpha_bar, lower_nats, upper_nats, rev_nats, kl_bits) -> BoundCurves:
+        beta = np.asarray(beta, dtype=np.float64)
+        cap_dim = cap = None
+        if self.model is not None and self.model.is_gaussian:
+            cap_dim = beta_1_cap_bits_per_dim(beta)
+            cap = cap_dim * self.D / self.unit_div
+        return BoundCurves(
+            beta=beta, alpha_bar=np.asarray(alpha_bar, dtype=np.float64),
+            entropy_lower_bits=np.asarray(lower_nats, dtype=np.float64) / LN2,
+            entropy_upper_bits=np.asarray(upper_nats, dtype=np.float64) / LN2,
+            reverse_entropy_bits=np.asarray(rev_nats, dtype=np.float64) / LN2,
+            kl_bits_per_step=np.asarray(kl_bits, dtype=np.float64), cap_bits_per_dim=cap_dim, cap_bits=cap)
+
+    def set_evaluation(self, ev: dict) -> None:
+        """Show a one-off evaluation (the dict of ``Trainer.evaluate``) of the current model: curves,
+        samples and K, without adding to the training history."""
+        self.evaluation = dict(ev, iteration=self.iteration)
+        self.curves = self._curves_from(ev["beta"], ev["alpha_bar"], ev["entropy_lower"], ev["entropy_upper"],
+                                        ev["reverse_entropy"], ev["kl_bits_per_step"])
+        if ev.get("samples") is not None:
+            self.samples = np.ascontiguousarray(ev["samples"], dtype=np.float32)
+            self.samples_iteration = self.iteration
+            self.samples_changed.emit()
+        self.curves_changed.emit()
+        self.evaluated.emit()
 
     def set_curves(self, curves: BoundCurves) -> None:
         self.curves = curves

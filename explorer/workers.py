@@ -331,6 +331,18 @@ class TrajectoryWorker(QThread):
                           drift_grid=grid, source=r.source)
 
 
+def evaluate_model(model: DiffusionModel, data, config: TrainConfig) -> dict:
+    """One live-K evaluation of ``model`` on ``data``, exactly as the Trainer reports it while training
+    (held-out K, per-step KL terms, entropy bounds, the model's reverse entropy, fixed-seed samples).
+    Runs on a copy; meant for a worker thread. Returns Trainer.evaluate's dict."""
+    m = copy_model(model)
+    trainer = Trainer(m, data, dataclasses.replace(config, ema=None), device="cpu")
+    return trainer.evaluate(with_samples=config.n_samples > 0)
+
+
+_LIVE_TASKS: set = set()
+
+
 def run_task(fn: Callable, *args, on_result: Callable | None = None, on_error: Callable | None = None, **kwargs):
     """Run ``fn(*args, **kwargs)`` in Qt's global thread pool (superqt FunctionWorker); ``on_result``
     and ``on_error`` (given the exception) are called on the GUI thread. Returns the worker."""
@@ -343,5 +355,14 @@ def run_task(fn: Callable, *args, on_result: Callable | None = None, on_error: C
         connect["errored"] = on_error
     worker = create_worker(fn, *args, _start_thread=False, _connect=connect or None,
                            _ignore_errors=on_error is None, **kwargs)
+    _LIVE_TASKS.add(worker)  # keep the Python object (and its signals) alive until the task ends
+    worker.finished.connect(lambda: _LIVE_TASKS.discard(worker))
     worker.start()
     return worker
+
+
+def wait_for_tasks(timeout_ms: int = 5000) -> bool:
+    """Wait for every :func:`run_task` job to finish (at shutdown)."""
+    from PySide6.QtCore import QThreadPool
+
+    return QThreadPool.globalInstance().waitForDone(timeout_ms)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QMenu,
-                               QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QMenu, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from models.config import ModelConfig
 from models.presets import BUNDLED, PRESETS
@@ -17,6 +17,39 @@ from ..state import AppState
 
 ARCHS_BY_KIND = {"points": ("mlp", "rbf"), "binary": ("mlp", "rbf"), "images": ("conv",)}
 DRAWN = "drawn by hand"
+
+
+class SciSpinBox(QDoubleSpinBox):
+    """A spin box for small positive numbers, shown like 1e-05 or 0.002; steps multiply by ~1.26."""
+
+    def __init__(self, lo: float, hi: float, parent=None):
+        super().__init__(parent)
+        self.setDecimals(10)
+        self.setRange(lo, hi)
+
+    def textFromValue(self, v: float) -> str:  # noqa: N802
+        return f"{v:.3g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        from PySide6.QtGui import QValidator
+
+        t = text.strip()
+        try:
+            v = float(t)
+        except ValueError:
+            ok = t == "" or all(ch in "0123456789.eE+-" for ch in t)
+            return (QValidator.Intermediate if ok else QValidator.Invalid), text, pos
+        return (QValidator.Acceptable if self.minimum() <= v <= self.maximum() else QValidator.Intermediate), text, pos
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802
+        self.setValue(min(max(self.value() * 10 ** (0.1 * steps), self.minimum()), self.maximum()))
+        self.editingFinished.emit()
 
 
 def available_devices() -> list[str]:
@@ -78,10 +111,7 @@ class ControlsPanel(QWidget):
         self.T.setToolTip("Number of diffusion steps")
         self.schedule = QComboBox()
         self.schedule.setToolTip("β_t schedule (spec §3); drag β on the schedule plot to draw one by hand")
-        self.beta_1 = QDoubleSpinBox()
-        self.beta_1.setDecimals(5)
-        self.beta_1.setRange(1e-5, 0.5)
-        self.beta_1.setSingleStep(1e-4)
+        self.beta_1 = SciSpinBox(1e-8, 0.5)
         self.beta_1.setToolTip("Fixed first step β_1: caps K − L_null at ½·log2((1 − ᾱ_T)/β_1) bits per dimension")
         self.learn_beta = QCheckBox("learn β₂..T")
         self.learn_beta.setToolTip("Learn the schedule by gradient ascent on K, β_1 fixed (paper §2.4.1)")
@@ -93,16 +123,25 @@ class ControlsPanel(QWidget):
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
         self.model_label.setObjectName("model_label")
+        self.model_label.setStyleSheet("color: palette(dark);")
         model_box = QGroupBox("Model")
         f = QFormLayout(model_box)
-        f.addRow("Architecture", self.arch)
-        f.addRow("Width", self.width)
+        f.setVerticalSpacing(4)
+        arch_row = QHBoxLayout()
+        arch_row.addWidget(self.arch, 1)
+        arch_row.addWidget(QLabel("width"))
+        arch_row.addWidget(self.width)
+        f.addRow("Network", arch_row)
         f.addRow("Steps T", self.T)
         f.addRow("Schedule", self.schedule)
-        f.addRow("β₁", self.beta_1)
-        f.addRow("", self.learn_beta)
-        f.addRow("Device", self.device)
-        f.addRow(self.new_model)
+        beta_row = QHBoxLayout()
+        beta_row.addWidget(self.beta_1, 1)
+        beta_row.addWidget(self.learn_beta)
+        f.addRow("β₁", beta_row)
+        dev_row = QHBoxLayout()
+        dev_row.addWidget(self.device, 1)
+        dev_row.addWidget(self.new_model)
+        f.addRow("Device", dev_row)
         f.addRow(self.model_label)
 
         # --- training ------------------------------------------------------------------------------
@@ -144,6 +183,7 @@ class ControlsPanel(QWidget):
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.setSpacing(6)
         for box in (data_box, model_box, train_box, files_box):
             lay.addWidget(box)
         lay.addStretch(1)
@@ -216,9 +256,11 @@ class ControlsPanel(QWidget):
         if s.model is None:
             self.model_label.setText("no model")
             return
+        self.model_label.setToolTip(describe_model(s.model))
         where = f"from {s.model_path.name}" if s.model_path is not None else "not saved"
         trained = f"trained {s.iteration:,} iterations" if s.is_trained else "untrained"
-        text = f"{describe_model(s.model)} · {trained} · {where}"
+        c = s.model.config
+        text = (f"{c.kernel}, {s.model.count_parameters():,} parameters · {trained} · {where}")
         if self.pending_config is not None:
             text += " · <b>settings changed: press New model to apply</b>"
         self.model_label.setText(text)

@@ -18,14 +18,14 @@ class KCurvePanel(QWidget):
         self.state = state
         self.plot = make_plot("Bound K on the log-likelihood", "iteration", "K", name="k_plot")
         pi = self.plot.getPlotItem()
-        pi.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        pi.addLegend(offset=(-8, -8), labelTextSize="8pt")
         self.train = pi.plot(name="K train (minibatch)", pen=PEN_TRAIN)
         self.heldout = pi.plot(name="K held out", pen=PEN_HELDOUT, symbol="o", symbolSize=4,
                                symbolBrush=PEN_HELDOUT.color(), symbolPen=None)
         self.paper = pg.InfiniteLine(angle=0, pen=PEN_REFERENCE, movable=False,
-                                     label="paper {value:.3g}", labelOpts=dict(position=0.08, color=(40, 150, 60)))
+                                     label="paper {value:.3g}", labelOpts=dict(position=0.97, color=(40, 150, 60), anchors=[(1, 0), (1, 0)]))
         self.ceiling = pg.InfiniteLine(angle=0, pen=PEN_CEILING, movable=False,
-                                       label="ceiling {value:.4g}", labelOpts=dict(position=0.3, color=(200, 50, 50)))
+                                       label="ceiling {value:.4g}", labelOpts=dict(position=0.97, color=(200, 50, 50), anchors=[(1, 1), (1, 1)]))
         pi.addItem(self.paper)
         pi.addItem(self.ceiling)
         self.summary = QLabel()
@@ -37,6 +37,7 @@ class KCurvePanel(QWidget):
         state.session_changed.connect(self._on_session)
         state.history_reset.connect(self.refresh)
         state.progress_added.connect(lambda _p: self.refresh())
+        state.evaluated.connect(self.refresh)
         self._on_session()
 
     def _on_session(self) -> None:
@@ -66,5 +67,9 @@ class KCurvePanel(QWidget):
             if p is not None and p.paper_K is not None:
                 txt += f" · paper: K = {p.paper_K:g}, K − L_null = {p.paper_K_minus_Lnull:g}"
             self.summary.setText(txt)
+        elif self.state.evaluation is not None and math.isfinite(self.state.evaluation["K_heldout_bits"]):
+            ev = self.state.evaluation
+            self.summary.setText(f"K = {ev['K_heldout_bits']:.3f} {unit} held out, K − L_null = "
+                                 f"{ev['K_minus_Lnull_bits']:.3f} {unit} (this model, {'untrained' if not self.state.is_trained else 'evaluated now'})")
         else:
             self.summary.setText(f"no training yet · K is reported in {unit}")

@@ -97,6 +97,7 @@ class DrawPanel(QWidget):
         help_ = QLabel("Paint with the left mouse button: points are sprayed where you paint. "
                        "Then “Use these points” and Train.")
         help_.setStyleSheet("color: palette(mid);")
+        help_.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(bar)

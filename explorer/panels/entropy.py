@@ -17,7 +17,7 @@ class EntropyPanel(QWidget):
         self.plot = make_plot("Reverse-step entropy H(X^{t−1}|X^t) and its bounds", "t",
                               "bits per dimension", name="entropy_plot")
         pi = self.plot.getPlotItem()
-        pi.addLegend(offset=(-8, -8), labelTextSize="8pt")
+        pi.addLegend(offset=(8, 8), labelTextSize="8pt")
         self.upper = pg.PlotCurveItem(pen=pg.mkPen(120, 120, 200, width=1), name="upper bound")
         self.lower = pg.PlotCurveItem(pen=pg.mkPen(120, 160, 120, width=1), name="lower bound")
         self.band = pg.FillBetweenItem(self.lower, self.upper, brush=pg.mkBrush(150, 170, 230, 70))

@@ -27,6 +27,7 @@ class SamplesPanel(QWidget):
         for it in (self.image, self.ghost, self.scatter):
             pi.addItem(it)
         self.caption = QLabel("samples appear while training")
+        self.caption.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot, 1)

@@ -86,6 +86,7 @@ class SchedulePanel(QWidget):
         self.info = QLabel()
         self.info.setWordWrap(True)
         self.info.setTextFormat(Qt.RichText)
+        self.info.setToolTip("β₁ caps the bound: K − L_null ≤ ½·log₂((1 − ᾱ_T)/β₁) bits per dimension (spec §2.3, §12)")
         self.hint = QLabel()
         self.hint.setStyleSheet("color: palette(mid);")
         self.hint.setWordWrap(True)
@@ -131,11 +132,10 @@ class SchedulePanel(QWidget):
         elif not s.model.is_gaussian:
             self.hint.setText("binomial diffusion uses the fixed schedule β_t = 1/(T − t + 1)")
         elif ed:
-            self.hint.setText("drag the handles to draw β by hand (the first one is β_1, which caps K); "
-                              "or pick a named schedule on the left")
+            self.hint.setText("drag the handles to draw β (the first is β₁, which caps K), or pick a named schedule")
         elif s.training != "idle":
             self.hint.setText("the schedule is read-only while training"
-                              + (" (β_2..T are being learned)" if s.model.config.learn_beta else ""))
+                              + (" (β₂..T are being learned)" if s.model.config.learn_beta else ""))
         else:
             self.hint.setText("this model is trained; start a new model to edit β")
 
@@ -237,8 +237,7 @@ class SchedulePanel(QWidget):
         unit = self.state.unit
         parts = [f"β₁ = {c.beta_1:.3g}", f"ᾱ_T = {c.alpha_bar[-1]:.3g}"]
         if c.cap_bits is not None:
-            parts.append(f"cap on K − L_null: <b>{c.cap_bits_per_dim:.3g} bits/dim</b> = {c.cap_bits:.3g} {unit} "
-                         f"(½·log₂((1 − ᾱ_T)/β₁), spec §12)")
+            parts.append(f"cap on K − L_null: <b>{c.cap_bits_per_dim:.3g} bits/dim</b> = {c.cap_bits:.3g} {unit}")
         src = {"named": f"schedule “{self.state.model.config.schedule}”" if self.state.model else "",
                "learned": "β₂..T learned", "drawn": "drawn by hand"}.get(self.state.schedule_source, "")
         if self.state.model is not None and self.state.model.config.learn_beta and self.state.schedule_source != "learned":

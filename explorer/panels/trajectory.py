@@ -12,8 +12,9 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QStyle,
+                               QToolButton,
+                               QVBoxLayout, QWidget)
 
 from ..render import arrow_segments, path_polylines, tile_images
 from ..state import AppState
@@ -55,6 +56,8 @@ class TrajectoryPanel(QWidget):
         self.play_button = QToolButton()
         self.play_button.setToolTip("Play / pause (Space)")
         self.play_button.setAutoRaise(True)
+        self.play_button.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.play_button.setMinimumWidth(72)
         self.speed = QSpinBox()
         self.speed.setRange(1, 1000)
         self.speed.setValue(20)
@@ -70,14 +73,11 @@ class TrajectoryPanel(QWidget):
         self.refresh = QToolButton()
         self.refresh.setText("Resample")
         self.refresh.setToolTip("Recompute both trajectories from the current model (fixed seed)")
-        self.info = QLabel()
-        self.info.setStyleSheet("color: palette(mid);")
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 2)
         for w in (self.direction, self.play_button, self.speed, self.loop, self.paths, self.drift, self.refresh):
             bar.addWidget(w)
         bar.addStretch(1)
-        bar.addWidget(self.info)
 
         # --- plot: every item created once -----------------------------------------------------
         self.plot = pg.PlotWidget()
@@ -242,7 +242,7 @@ class TrajectoryPanel(QWidget):
             self.message.setPos(*self._centre())
             self._clear_items()
             self.time_label.setText("t = –")
-            self.info.setText("")
+            self.plot.getPlotItem().setTitle("")
             self.slider.blockSignals(False)
             return
         self._configure(traj.kind)
@@ -255,8 +255,10 @@ class TrajectoryPanel(QWidget):
         self.message.setText("")
         n = traj.frames.shape[1]
         what = {"reverse": "p: x^T ~ prior → x^0", "forward": "q: x^0 = data → x^T"}[traj.direction]
-        self.info.setText(f"{what}  ·  {n:,} {'points' if traj.kind == 'points' else 'examples'}"
-                          + (f"  ·  every {step}th step cached" if step > 1 else ""))
+        src = "  ·  from file" if traj.source.startswith("file:") else ""
+        self.plot.getPlotItem().setTitle(
+            f"{what}  ·  {n:,} {'points' if traj.kind == 'points' else 'examples'}"
+            + (f"  ·  every {step}th step cached" if step > 1 else "") + src, size="9pt", color="#555")
         if self._kind == "images" or self._kind == "binary":
             frame0 = self._image_of(traj, 0)
             self.image.setImage(frame0, autoLevels=False, levels=(0.0, 1.0))
@@ -387,4 +389,6 @@ class TrajectoryPanel(QWidget):
         self.state.set_frame(int(round(self._pos)))
 
     def _update_play_button(self) -> None:
-        self.play_button.setText("⏸ Pause" if self._playing else "▶ Play")
+        icon = QStyle.SP_MediaPause if self._playing else QStyle.SP_MediaPlay
+        self.play_button.setIcon(self.style().standardIcon(icon))
+        self.play_button.setText("Pause" if self._playing else "Play")
