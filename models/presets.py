@@ -41,7 +41,8 @@ PRESETS: dict[str, Preset] = {
     "heartbeat": Preset(
         "heartbeat",
         ModelConfig(kernel="binomial", T=2000, example_shape=(20,), arch="mlp", hidden=50, layers=3,
-                    activation="sigmoid", readout="bump", J=20, p_bar=0.2, schedule="binomial", param="residual"),
+                    activation="sigmoid", readout="bump", J=20, p_bar=0.2, schedule="binomial", param="residual",
+                    time_features=10),
         TrainConfig(steps=None, seconds=120, batch_size=64, steps_per_example=16, lr=3e-3, report_every=500,
                     n_eval=500, eval_steps=200, n_samples=25),
         "bits/seq", paper_K=-2.414, paper_K_minus_Lnull=12.024, ceiling=-2.321928,
