@@ -46,7 +46,7 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(steps=None, seconds=120, batch_size=64, steps_per_example=16, lr=3e-3, report_every=500,
                     n_eval=500, eval_steps=200, n_samples=25),
         "bits/seq", paper_K=-2.414, paper_K_minus_Lnull=12.024, ceiling=-2.321928,
-        note="paper net: sigmoid MLP 3×50 with one readout per step; here a 20-bump readout (per-step readouts learn slowly)"),
+        note="paper net: sigmoid MLP 3×50 with one readout per step; here a 20-bump readout (per-step readouts learn slowly) and 10 bump time features at the input"),
     "digits": Preset("digits", _conv((1, 8, 8), 1000, n_scales=2),
                      TrainConfig(steps=None, seconds=300, batch_size=64, lr=2e-3, report_every=500, n_eval=32,
                                  eval_steps=20, n_samples=36), "bits/pixel"),

@@ -2,7 +2,7 @@
 (all T − 1 KL terms) on a small subset agrees with the K recorded in the file when it was trained, and
 the Swiss-roll model's samples lie on the roll. A model file that is absent is skipped.
 
-Kept small for CI (2 cores, well under a minute in all): N_EVAL examples per model. The recorded K was
+Kept small for CI (2 cores; about 32 s in all, measured on a 2-core machine with other jobs running): N_EVAL examples per model. The recorded K was
 measured on a larger (or equal) prefix of the same held-out set with a different noise draw, so the two
 agree within a few combined standard errors.
 """
