@@ -65,7 +65,7 @@ def _kind(loaded: LoadedModel | None) -> str:
 def _default_fit(loaded: LoadedModel) -> str:
     """Crop large images for models trained on patches of larger images (textures), else shrink."""
     meta = loaded.meta or {}
-    text = f"{meta.get('data', '')} {meta.get('data_description', '')}".lower()
+    text = " ".join(str(meta.get(k) or "") for k in ("preset", "data", "data_description")).lower()
     return "crop" if ("patch" in text or "bark" in text or "texture" in text) else "shrink"
 
 

@@ -319,3 +319,13 @@ def test_a_new_snapshot_of_the_same_model_keeps_the_results(panel, qtbot):
     other = tiny_image_model(T=12)
     panel.set_model(other)
     assert len(panel.frames) == 0 and panel.prepared.shape_hw == (8, 8)
+
+
+def test_texture_models_crop_by_default(panel):
+    lm = tiny_image_model()
+    lm.meta = {"preset": "bark"}
+    panel.set_model(lm)
+    assert panel.fit_combo.currentData() == "crop"
+    other = tiny_image_model(T=11)
+    panel.set_model(other)
+    assert panel.fit_combo.currentData() == "shrink"
