@@ -385,6 +385,8 @@ class MainWindow(QMainWindow):
 
         def done(result):
             self.state.set_busy("")
+            if self.statusBar().currentMessage() == busy + " …":
+                self.statusBar().clearMessage()
             on_result(result)
 
         def failed(exc):

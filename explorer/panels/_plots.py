@@ -24,6 +24,7 @@ def make_plot(title: str, x_label: str, y_label: str, name: str = "") -> pg.Plot
     pi.showGrid(x=True, y=True, alpha=0.15)
     pi.setClipToView(True)
     pi.setDownsampling(auto=True, mode="peak")
+    pi.layout.setContentsMargins(2, 2, 10, 2)
     w.setMinimumSize(220, 150)
     return w
 

@@ -20,6 +20,7 @@ class SamplesPanel(QWidget):
         self.plot.setMinimumSize(200, 150)
         pi = self.plot.getPlotItem()
         pi.hideButtons()
+        pi.layout.setContentsMargins(2, 2, 10, 2)
         self.view = pi.getViewBox()
         self.ghost = FastPoints(2.5, (150, 150, 150, 70))
         self.scatter = FastPoints(3.0, (200, 80, 40, 170))

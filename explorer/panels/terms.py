@@ -36,9 +36,10 @@ class BoundTermsPanel(QWidget):
         x, y = finite_xy(steps_axis(c.T), c.kl_bits_per_step)
         self.terms.setData(x, y)
         if len(x):
-            pi.setTitle(f"Per-step KL terms (where K is lost) · mean {np.mean(y):.3g}, "
-                        f"largest at t = {int(x[np.argmax(y)])}", size="9pt")
+            pi.setTitle(f"KL per step (where K is lost) · mean {np.mean(y):.3g} · largest at t = {int(x[np.argmax(y)])}",
+                        size="9pt")
             self.empty.setText("")
+            pi.enableAutoRange()
         else:
             pi.setTitle("Per-step KL terms (where K is lost)", size="9pt")
             self.empty.setText("evaluated while training")

@@ -22,6 +22,7 @@ from ._items import FastPoints
 
 N_PATHS = 60
 HOLD_AT_END_S = 0.6
+TRAINING_FRAME_MS = 25  # frame interval while training (≤ 40 fps): the GUI shares the interpreter
 POINT_RANGE = 3.2
 
 
@@ -47,6 +48,8 @@ class TrajectoryPanel(QWidget):
         self._play_timer.timeout.connect(self._tick)
         self._clock = QElapsedTimer()
         self.frames_drawn = 0
+        self.hold_at_end_s = HOLD_AT_END_S  # pause on the last frame before looping
+        self.training_frame_ms = TRAINING_FRAME_MS
 
         # --- toolbar ---------------------------------------------------------------------------
         self.direction = QComboBox()
@@ -85,6 +88,7 @@ class TrajectoryPanel(QWidget):
         self.plot.setMenuEnabled(True)
         pi = self.plot.getPlotItem()
         pi.hideButtons()
+        pi.layout.setContentsMargins(2, 2, 10, 2)
         self.view = pi.getViewBox()
         self.ghost = FastPoints(3.0, (150, 150, 150, 70))
         self.paths_item = pg.PlotCurveItem(pen=pg.mkPen(80, 140, 220, 90, width=1), connect="finite")
@@ -175,9 +179,9 @@ class TrajectoryPanel(QWidget):
 
     # ---- state → view ---------------------------------------------------------------------------
     def _on_training(self, status: str) -> None:
-        # while training, play at ≤ 30 frames per second: the GUI thread shares the interpreter with
+        # while training, play at ≤ 40 frames per second: the GUI thread shares the interpreter with
         # the training thread
-        self._play_timer.setInterval(33 if status in ("running", "stopping") else 16)
+        self._play_timer.setInterval(self.training_frame_ms if status in ("running", "stopping") else 16)
 
     def _configure(self, kind: str) -> None:
         """Show the items and axes for one kind of data (done once per change of kind)."""
@@ -382,7 +386,9 @@ class TrajectoryPanel(QWidget):
             self._pos = float(end)
             self.state.set_frame(end)
             if self.loop.isChecked():
-                self._hold_until = now + HOLD_AT_END_S
+                self._hold_until = now + self.hold_at_end_s if self.hold_at_end_s > 0 else 0.0
+                if not self._hold_until:
+                    self._pos = float(self._start_index())
             else:
                 self.pause()
             return
