@@ -99,6 +99,25 @@ def main(argv=None) -> int:
     worker = win.train_worker
     tr = worker.trainer
     win._live_timer.stop()  # keep the measured work constant: no live trajectory refreshes
+    cfg = tr.config
+
+    # headless reference, same TrainConfig, measured before and after the app (the machine may be shared:
+    # the mean of the two brackets the app's measurement in time)
+    headless = Trainer(DiffusionModel(sess.preset.model), sess.data, cfg)
+    headless_gen = headless.run()
+    next(headless_gen)
+
+    def headless_its(seconds: float) -> float:
+        i0, h0 = headless.iteration, time.perf_counter()
+        while time.perf_counter() - h0 < seconds:
+            next(headless_gen)
+        return (headless.iteration - i0) / (time.perf_counter() - h0)
+
+    worker.pause()
+    time.sleep(0.3)
+    its_headless_1 = headless_its(args.seconds)
+    worker.resume()
+    spin(0.5)
     if st.trajectory is None:
         wait(lambda: st.trajectory is not None)
 
@@ -169,23 +188,15 @@ def main(argv=None) -> int:
         app.processEvents()
         scrub.append((time.perf_counter() - t0) * 1000)
     probe.stop()
-    cfg = tr.config
 
     win.stop_training()
     wait(lambda: st.training == "idle", 10)
     stop_latency = win.last_stop_latency_s
     win.shutdown()
 
-    # ---- headless Trainer, same config ----------------------------------------------------------
-    model = DiffusionModel(sess.preset.model)
-    trainer = Trainer(model, sess.data, cfg)
-    gen = trainer.run()
-    next(gen)
-    i0, h0 = trainer.iteration, time.perf_counter()
-    while time.perf_counter() - h0 < args.seconds * 1.5:
-        next(gen)
-    its_headless = (trainer.iteration - i0) / (time.perf_counter() - h0)
-    trainer.stop()
+    its_headless_2 = headless_its(args.seconds)
+    its_headless = 0.5 * (its_headless_1 + its_headless_2)
+    headless.stop()
 
     import torch
 
@@ -201,6 +212,7 @@ def main(argv=None) -> int:
         "train_its_app": round(its_app_idle, 1),
         "train_its_app_animating": round(its_app_anim, 1),
         "train_its_headless": round(its_headless, 1),
+        "train_its_headless_before_after": [round(its_headless_1, 1), round(its_headless_2, 1)],
         "train_overhead_pct": round(100 * (1 - its_app_idle / its_headless), 1) if its_headless > 0 else None,
         "train_overhead_animating_pct": round(100 * (1 - its_app_anim / its_headless), 1) if its_headless else None,
         "stop_latency_ms": round(1000 * stop_latency, 1),

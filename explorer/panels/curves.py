@@ -19,13 +19,16 @@ class KCurvePanel(QWidget):
         self.plot = make_plot("Bound K on the log-likelihood", "iteration", "K", name="k_plot")
         pi = self.plot.getPlotItem()
         pi.addLegend(offset=(-8, -8), labelTextSize="8pt")
+        pi.getViewBox().setDefaultPadding(0.08)
         self.train = pi.plot(name="K train (minibatch)", pen=PEN_TRAIN)
         self.heldout = pi.plot(name="K held out", pen=PEN_HELDOUT, symbol="o", symbolSize=4,
                                symbolBrush=PEN_HELDOUT.color(), symbolPen=None)
         self.paper = pg.InfiniteLine(angle=0, pen=PEN_REFERENCE, movable=False,
-                                     label="paper {value:.3g}", labelOpts=dict(position=0.97, color=(40, 150, 60), anchors=[(1, 0), (1, 0)]))
+                                     label="paper {value:.3g}", labelOpts=dict(position=0.98, color=(40, 150, 60), anchors=[(1, 0.5), (1, 0.5)],
+                                                                      fill=(255, 255, 255, 210)))
         self.ceiling = pg.InfiniteLine(angle=0, pen=PEN_CEILING, movable=False,
-                                       label="ceiling {value:.4g}", labelOpts=dict(position=0.97, color=(200, 50, 50), anchors=[(1, 1), (1, 1)]))
+                                       label="ceiling {value:.4g}", labelOpts=dict(position=0.98, color=(200, 50, 50), anchors=[(1, 0.5), (1, 0.5)],
+                                                                         fill=(255, 255, 255, 210)))
         pi.addItem(self.paper)
         pi.addItem(self.ceiling)
         self.summary = QLabel()

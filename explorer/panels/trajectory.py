@@ -262,7 +262,7 @@ class TrajectoryPanel(QWidget):
         src = "  ·  from file" if traj.source.startswith("file:") else ""
         self.plot.getPlotItem().setTitle(
             f"{what}  ·  {n:,} {'points' if traj.kind == 'points' else 'examples'}"
-            + (f"  ·  every {step}th step cached" if step > 1 else "") + src, size="9pt", color="#555")
+            + (f"  ·  one frame every {step} steps" if step > 1 else "") + src, size="9pt", color="#555")
         if self._kind == "images" or self._kind == "binary":
             frame0 = self._image_of(traj, 0)
             self.image.setImage(frame0, autoLevels=False, levels=(0.0, 1.0))
