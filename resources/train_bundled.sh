@@ -22,3 +22,7 @@ dpm train bark       --seconds 600  --out resources/models/bark.h5       --threa
 for p in digits mnist5k deadleaves bark; do
   dpm sample resources/models/$p.h5 -n 36 --out resources/models/samples/$p.png --threads 1
 done
+
+# Last continuation of swissroll and heartbeat (session 1, 21:10–21:26, one thread each):
+# dpm train --resume swissroll.h5 --seconds 600 --lr 7e-4 --out swissroll.h5 --threads 1   # K 2.300 → 2.308
+# dpm train --resume heartbeat.h5 --seconds 600 --lr 1e-3 --out heartbeat.h5 --threads 1   # K −2.772 → −2.759
