@@ -169,6 +169,7 @@ class AppState(QObject):
         self.iteration = 0
         self.history = History()
         self.curves: BoundCurves | None = None
+        self.curves_live = False  # the last ``curves`` came from a training record (panels may defer redraws)
         self.schedule_source = "named"  # "named" | "learned" | "drawn"
         self.last_progress = None
         self.evaluation: dict | None = None  # a one-off evaluation of the current model (not training)
@@ -275,6 +276,7 @@ class AppState(QObject):
         self.trajectories = {}
         self.frame = 0
         self.curves = self.schedule_curves()
+        self.curves_live = False
         self.session_changed.emit()
         self.history_reset.emit()
         self.curves_changed.emit()
@@ -340,6 +342,7 @@ class AppState(QObject):
         self.schedule_source = source
         self.trajectories = {}
         self.curves = self.schedule_curves(beta)
+        self.curves_live = False
         self.schedule_changed.emit()
         self.curves_changed.emit()
         for d in DIRECTIONS:
@@ -357,6 +360,7 @@ class AppState(QObject):
         self.history.append(p.iteration, p.K_train_bits, p.K_heldout_bits, p.K_minus_Lnull_bits)
         self.curves = self._curves_from(p.beta, p.alpha_bar, p.entropy_lower, p.entropy_upper, p.reverse_entropy,
                                         p.kl_bits_per_step)
+        self.curves_live = True
         if p.samples is not None:
             self.samples = np.ascontiguousarray(p.samples, dtype=np.float32)
             self.samples_iteration = int(p.iteration)
@@ -382,6 +386,7 @@ class AppState(QObject):
         """Show a one-off evaluation (the dict of ``Trainer.evaluate``) of the current model: curves,
         samples and K, without adding to the training history."""
         self.evaluation = dict(ev, iteration=self.iteration)
+        self.curves_live = False
         self.curves = self._curves_from(ev["beta"], ev["alpha_bar"], ev["entropy_lower"], ev["entropy_upper"],
                                         ev["reverse_entropy"], ev["kl_bits_per_step"])
         if ev.get("samples") is not None:
@@ -393,6 +398,7 @@ class AppState(QObject):
 
     def set_curves(self, curves: BoundCurves) -> None:
         self.curves = curves
+        self.curves_live = False
         self.curves_changed.emit()
 
     def set_training(self, status: str) -> None:

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 from PySide6.QtCore import QThread, Signal
+from superqt.utils import create_worker
 
 from models.reverse import DiffusionModel
 from models.sampling import forward_steps, reverse_steps
@@ -346,8 +347,6 @@ _LIVE_TASKS: set = set()
 def run_task(fn: Callable, *args, on_result: Callable | None = None, on_error: Callable | None = None, **kwargs):
     """Run ``fn(*args, **kwargs)`` in Qt's global thread pool (superqt FunctionWorker); ``on_result``
     and ``on_error`` (given the exception) are called on the GUI thread. Returns the worker."""
-    from superqt.utils import create_worker
-
     connect = {}
     if on_result is not None:
         connect["returned"] = on_result

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QTimer
 
 PEN_TRAIN = pg.mkPen(150, 170, 220, width=1)
 PEN_HELDOUT = pg.mkPen(30, 90, 200, width=2)
@@ -40,3 +41,22 @@ def finite_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def steps_axis(T: int) -> np.ndarray:
     """Paper times t = 1..T for per-step arrays indexed k = t − 1."""
     return np.arange(1, T + 1, dtype=np.float64)
+
+
+class StaggeredRefresh:
+    """Runs ``refresh`` ``delay_ms`` after a live training update (coalescing bursts), or at once for
+    user edits. Each plot panel has its own delay, so the repaints that follow one training record land
+    in different event-loop turns instead of one long stall."""
+
+    def __init__(self, parent, refresh, delay_ms: int):
+        self._refresh = refresh
+        self._timer = QTimer(parent, singleShot=True, interval=delay_ms)
+        self._timer.timeout.connect(refresh)
+
+    def __call__(self, live: bool) -> None:
+        if live:
+            if not self._timer.isActive():
+                self._timer.start()
+        else:
+            self._timer.stop()
+            self._refresh()

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..state import AppState
-from ._plots import PEN_CEILING, PEN_HELDOUT, PEN_REFERENCE, PEN_TRAIN, finite_xy, make_plot
+from ._plots import PEN_CEILING, PEN_HELDOUT, PEN_REFERENCE, PEN_TRAIN, StaggeredRefresh, finite_xy, make_plot
 
 
 class KCurvePanel(QWidget):
@@ -39,7 +39,8 @@ class KCurvePanel(QWidget):
         lay.addWidget(self.summary)
         state.session_changed.connect(self._on_session)
         state.history_reset.connect(self.refresh)
-        state.progress_added.connect(lambda _p: self.refresh())
+        self._later = StaggeredRefresh(self, self.refresh, 0)
+        state.progress_added.connect(lambda _p: self._later(True))
         state.evaluated.connect(self.refresh)
         self._on_session()
 

@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..state import AppState
-from ._plots import PEN_HELDOUT, finite_xy, make_plot, steps_axis
+from ._plots import PEN_HELDOUT, StaggeredRefresh, finite_xy, make_plot, steps_axis
 
 
 class EntropyPanel(QWidget):
@@ -29,7 +29,8 @@ class EntropyPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot)
-        state.curves_changed.connect(self.refresh)
+        self._later = StaggeredRefresh(self, self.refresh, 40)
+        state.curves_changed.connect(lambda: self._later(state.curves_live))
         self.refresh()
 
     def refresh(self) -> None:

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from ..render import tile_images
 from ..state import AppState
 from ._items import FastPoints
+from ._plots import StaggeredRefresh
 
 
 class SamplesPanel(QWidget):
@@ -33,7 +34,8 @@ class SamplesPanel(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot, 1)
         lay.addWidget(self.caption)
-        state.samples_changed.connect(self.refresh)
+        self._later = StaggeredRefresh(self, self.refresh, 160)
+        state.samples_changed.connect(lambda: self._later(state.training != "idle"))
         state.session_changed.connect(self._on_session)
         self._on_session()
 

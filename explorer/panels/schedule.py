@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..state import AppState
-from ._plots import PEN_BETA, PEN_FAINT, make_plot, steps_axis
+from ._plots import PEN_BETA, PEN_FAINT, StaggeredRefresh, make_plot, steps_axis
 
 BETA_MIN, BETA_MAX = 1e-6, 0.999
 N_HANDLES = 10
@@ -111,7 +111,8 @@ class SchedulePanel(QWidget):
         self._apply_timer.timeout.connect(self._apply_pending)
         state.session_changed.connect(self._on_session)
         state.schedule_changed.connect(self._on_schedule_changed)
-        state.curves_changed.connect(self.refresh)
+        self._later = StaggeredRefresh(self, self.refresh, 120)
+        state.curves_changed.connect(lambda: self._later(state.curves_live))
         state.training_changed.connect(lambda _s: self._update_editable())
         self._on_session()
 

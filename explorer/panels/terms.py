@@ -6,7 +6,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..state import AppState
-from ._plots import finite_xy, make_plot, steps_axis
+from ._plots import StaggeredRefresh, finite_xy, make_plot, steps_axis
 
 
 class BoundTermsPanel(QWidget):
@@ -23,7 +23,8 @@ class BoundTermsPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot)
-        state.curves_changed.connect(self.refresh)
+        self._later = StaggeredRefresh(self, self.refresh, 80)
+        state.curves_changed.connect(lambda: self._later(state.curves_live))
         state.session_changed.connect(self.refresh)
         self.refresh()
 

@@ -23,7 +23,10 @@ def test_training_updates_pauses_resumes_and_stops_within_a_second(qtbot, window
     assert not window.controls.train.isEnabled() and window.controls.stop.isEnabled()
     qtbot.waitUntil(lambda: len(state.history) >= 2, timeout=30000)
 
-    # updates reached every plot
+    # updates reached every plot (each panel redraws a little later, staggered)
+    qtbot.waitUntil(lambda: len(window.k_curve.heldout.getData()[0]) >= 2 and len(window.terms.terms.getData()[0]) > 0
+                    and len(window.samples.scatter) > 0 and len(window.entropy.model_entropy.getData()[0]) > 0,
+                    timeout=5000)
     x, y = window.k_curve.heldout.getData()
     assert len(x) >= 2 and np.all(np.isfinite(y))
     assert len(window.terms.terms.getData()[0]) > 0  # per-t bound terms
