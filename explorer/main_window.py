@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QProgressBar, QScrollArea, QSizePolicy,
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QScrollArea, QSizePolicy,
                                QTabWidget,
                                QVBoxLayout, QWidget)
 
@@ -61,6 +61,9 @@ def sniff_h5(path: Path) -> str:
     if fmt == "dpm-explorer-model":
         return "model"
     return "data"
+
+
+AUTOSAVE_S = 60.0
 
 
 class MainWindow(QMainWindow):
@@ -161,7 +164,16 @@ class MainWindow(QMainWindow):
         self._live_timer.timeout.connect(self._live_trajectory)
         self._traj_debounce = QTimer(self, singleShot=True, interval=250)
         self._traj_debounce.timeout.connect(self.compute_trajectories)
+        # autosave while training (issue: never lose work): a snapshot every AUTOSAVE_S seconds goes to
+        # autosave_path() atomically; File ▸ Recover autosaved run opens it after a crash
+        self.unsaved = False  # the model was trained since it was last saved or opened
+        self._autosave_pending = False
+        self._autosave_timer = QTimer(self, interval=int(AUTOSAVE_S * 1000))
+        self._autosave_timer.timeout.connect(self._request_autosave)
         self._update_status()
+        if self.autosave_path().exists():
+            self.state.post("info", f"an autosaved training run is at {self.autosave_path()}: "
+                                    "File ▸ Recover autosaved run opens it")
 
     # =============================================================================================
     # construction
@@ -246,6 +258,8 @@ class MainWindow(QMainWindow):
         self._action(f, "Open model…", self.choose_model_file, "Ctrl+Shift+O", "Open a model file (.h5)")
         self._action(f, "Save model…", self.choose_save_model, QKeySequence.Save, "Save the model as HDF5")
         self.recent_menu = f.addMenu("Recent files")
+        self._action(f, "Recover autosaved run", self.recover_autosave, None,
+                     "Open the model that was autosaved while training (after a crash)")
         f.addSeparator()
         self._action(f, "Open trajectory…", self.choose_trajectory_file, None,
                      "Open a trajectory file exported by dpm-explorer")
@@ -341,10 +355,86 @@ class MainWindow(QMainWindow):
     def reset_layout(self) -> None:
         self.restoreState(self._default_state)
 
+    def ask_save_on_close(self) -> str:
+        """"save", "discard" or "cancel". With no one to answer (offscreen), "discard"; tests patch it."""
+        from PySide6.QtGui import QGuiApplication
+        if QGuiApplication.platformName() in ("offscreen", "minimal"):
+            return "discard"
+        busy = self.state.training in ("running", "paused", "stopping")
+        box = QMessageBox(QMessageBox.Question, "dpm-explorer",
+                          ("Training is running. " if busy else "") + "Save the trained model before closing?",
+                          QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, self)
+        box.setDefaultButton(QMessageBox.Save)
+        ans = box.exec()
+        return {QMessageBox.Save: "save", QMessageBox.Discard: "discard"}.get(ans, "cancel")
+
     def closeEvent(self, ev) -> None:  # noqa: N802
+        s = self.state
+        busy = s.training in ("running", "paused", "stopping")
+        if (busy or self.unsaved) and s.model is not None and not getattr(self, "_closed", False):
+            answer = self.ask_save_on_close()
+            if answer == "cancel":
+                ev.ignore()
+                return
+            if answer == "save":
+                path = self.choose_save_path()
+                if path is None:
+                    ev.ignore()
+                    return
+                if busy and self.train_worker is not None:  # stop the run (≤ 1 s), then save what it has
+                    self.train_worker.stop()
+                    self.train_worker.wait(3000)
+                    s.set_training("paused")  # the worker is gone; let save_model_to take its trainer state
+                if not self.save_model_to(path):
+                    ev.ignore()
+                    return
         self.save_settings()
         self.shutdown()
         super().closeEvent(ev)
+
+    def choose_save_path(self) -> Path | None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save model", str(Path.home() / "model.h5"), "Model (*.h5)")
+        return Path(path) if path else None
+
+    # ---- autosave ------------------------------------------------------------------------------
+    @staticmethod
+    def autosave_path() -> Path:
+        base = QStandardPaths.writableLocation(QStandardPaths.AppDataLocation) or str(Path.home() / ".dpm-explorer")
+        return Path(base) / "autosave.h5"
+
+    def _request_autosave(self) -> None:
+        if self.state.training == "running" and self.train_worker is not None:
+            self._autosave_pending = True
+            self.train_worker.request_snapshot()
+
+    def autosave(self, model) -> bool:
+        """Write ``model`` (a snapshot of the training run) with the run's curves to autosave_path()."""
+        s = self.state
+        h = s.history
+        history = {"iteration": np.asarray(h.iteration, dtype=np.float64),
+                   "K_train_bits": np.asarray(h.K_train_bits, dtype=np.float64),
+                   "K_heldout_bits": np.asarray(h.K_heldout_bits, dtype=np.float64),
+                   "K_minus_Lnull_bits": np.asarray(h.K_minus_Lnull_bits, dtype=np.float64)}
+        norm = s.data.norm.to_dict() if s.data is not None else (s.norm or {"mean": 0.0, "std": 1.0, "levels": None})
+        meta = {"autosave": True, "preset": s.preset.name if s.preset is not None else "",
+                "data": str(getattr(s.data, "name", "")), "unit": s.unit,
+                "iteration": int(h.iteration[-1]) if len(h) else 0}
+        path = self.autosave_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_model(path, model, norm=norm, history=history, meta=meta)
+        except (CheckpointError, OSError, ValueError, TypeError) as e:
+            s.post("warning", f"autosave to {path} failed: {e}")
+            return False
+        s.post("info", f"autosaved the training run to {path}")
+        return True
+
+    def recover_autosave(self) -> None:
+        path = self.autosave_path()
+        if not path.exists():
+            self.state.post("info", f"no autosaved run at {path}")
+            return
+        self.open_model(path, recent=False)
 
     def shutdown(self, timeout_ms: int = 3000) -> None:
         """Stop every worker and wait for its thread (tests call this before the window goes)."""
@@ -352,6 +442,7 @@ class MainWindow(QMainWindow):
         self._eval_pending = False
         self._traj_debounce.stop()
         self._live_timer.stop()
+        self._autosave_timer.stop()
         self.trajectory.pause()
         if self.train_worker is not None:
             self.train_worker.stop()
@@ -442,6 +533,7 @@ class MainWindow(QMainWindow):
         if s.training != "idle":
             s.post("warning", "a session finished loading while training; it was not applied")
             return
+        self.unsaved = False
         s.set_session(sess.model, sess.data, preset=sess.preset, path=sess.path, train_history=sess.train_history,
                       optimizer_state=sess.optimizer_state, norm=sess.norm, note=sess.note)
         self.controls.mark_pending(None)
@@ -695,6 +787,9 @@ class MainWindow(QMainWindow):
         self.train_worker.request_snapshot()
 
     def _on_snapshot(self, model) -> None:
+        if self._autosave_pending:
+            self._autosave_pending = False
+            self.autosave(model)
         if self.state.training == "idle":
             return
         dirs = ("reverse", "forward") if model.config.learn_beta and self.state.kind == "points" else ("reverse",)
@@ -728,6 +823,8 @@ class MainWindow(QMainWindow):
         s.set_training("running")
         s.post("info", f"training on {s.device} ({'until stopped' if budget is None else f'{budget:g} s'})")
         w.start()
+        self.unsaved = True
+        self._autosave_timer.start()
         if s.kind in ("points", "binary"):
             self._live_timer.start()
 
@@ -772,6 +869,7 @@ class MainWindow(QMainWindow):
         s = self.state
         w = self.train_worker
         self._live_timer.stop()
+        self._autosave_timer.stop()
         if self._stop_asked_at:
             self.last_stop_latency_s = time.perf_counter() - self._stop_asked_at
             self._stop_asked_at = 0.0
@@ -867,6 +965,7 @@ class MainWindow(QMainWindow):
             return False
         s.model_path = path
         s.add_recent(path)
+        self.unsaved = False
         s.post("info", f"saved the model to {path}")
         self.controls.sync()
         return True
