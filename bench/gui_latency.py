@@ -57,9 +57,10 @@ def main(argv=None) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
-    from explorer.app import configure_pyqtgraph
+    from explorer.app import configure_pyqtgraph, configure_torch
 
     configure_pyqtgraph()
+    configure_torch()  # as the app does: torch threads = cores − 1
     from explorer import session as sessions
     from explorer.main_window import MainWindow
     from explorer.state import Trajectory

@@ -39,6 +39,19 @@ def configure_pyqtgraph() -> None:
                         useNumba=False)
 
 
+def configure_torch() -> int:
+    """Leave a core for the GUI: torch's intra-op threads = CPU cores − 1 (at least 1). On a busy
+    2-core machine two intra-op threads are several times slower than one, and the GUI thread needs a
+    core of its own to stay responsive. ``DPM_THREADS`` overrides. Returns the thread count."""
+    import torch
+
+    env = os.environ.get("DPM_THREADS")
+    n = int(env) if env and env.isdigit() and int(env) > 0 else max(1, min(torch.get_num_threads(),
+                                                                           (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(n)
+    return n
+
+
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.screenshot and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -63,6 +76,8 @@ def main(argv=None) -> int:
     configure_pyqtgraph()
     from .main_window import MainWindow  # heavy: torch, pyqtgraph
 
+    configure_torch()
+
     if args.screenshot:  # a throw-away settings file: screenshots never depend on a user's layout
         tmp = tempfile.mkdtemp(prefix="dpm-explorer-shot-")
         settings = QSettings(os.path.join(tmp, "settings.ini"), QSettings.IniFormat)
@@ -82,7 +97,11 @@ def main(argv=None) -> int:
     win.start(model_path=args.model, preset=args.preset)
     if args.view != "reverse":
         win.set_view(args.view)
-    win.session_ready.connect(lambda: win.state.post("info", f"ready {time.perf_counter() - T0:.1f} s after start"))
+    def ready():
+        win.ready_s = time.perf_counter() - T0
+        win.state.post("info", f"ready {win.ready_s:.1f} s after start")
+
+    win.session_ready.connect(ready)
     if args.screenshot:
         return _screenshot(app, win, args)
     return app.exec()
@@ -121,7 +140,9 @@ def _screenshot(app, win, args) -> int:
             print(f"dpm-explorer: could not write {args.screenshot}", file=sys.stderr)
             state["code"] = 1
         else:
-            print(f"dpm-explorer: saved {args.screenshot}" + (" (timed out waiting for the trajectory)" if late else ""))
+            ready_s = getattr(win, "ready_s", None)
+            print(f"dpm-explorer: saved {args.screenshot}" + (" (timed out waiting for the trajectory)" if late else "")
+                  + (f"; the session was ready {ready_s:.1f} s after start" if ready_s is not None else ""))
         win.shutdown()
         win.hide()
         app.quit()
