@@ -28,6 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--screenshot", metavar="FILE.png", help="render the window offscreen to FILE.png and exit")
     ap.add_argument("--size", default="1440x900", help="window size for --screenshot (WxH)")
     ap.add_argument("--t", type=int, default=None, help="with --screenshot: the step t to show")
+    ap.add_argument("--overlays", default="", help="2-D points: comma-separated overlays to switch on (paths, drift)")
     ap.add_argument("--timeout", type=float, default=120.0, help="with --screenshot: give up waiting after this many s")
     return ap.parse_args(argv)
 
@@ -97,6 +98,8 @@ def main(argv=None) -> int:
     win.start(model_path=args.model, preset=args.preset)
     if args.view != "reverse":
         win.set_view(args.view)
+    ov = {o.strip() for o in args.overlays.split(",") if o.strip()}
+    win.trajectory.set_view_options(paths="paths" in ov or None, drift="drift" in ov or None)
     def ready():
         win.ready_s = time.perf_counter() - T0
         win.state.post("info", f"ready {win.ready_s:.1f} s after start")
@@ -118,6 +121,8 @@ def _screenshot(app, win, args) -> int:
         traj = win.state.trajectory
         if traj is None:
             return False
+        if win.state.data is not None and win.state.evaluation is None:
+            return False  # let the entropy, bound-term and sample plots fill in
         if state["seen"] is None:
             state["seen"] = win.trajectory.frames_drawn
         return win.trajectory.frames_drawn >= state["seen"] + 3

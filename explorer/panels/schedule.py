@@ -74,7 +74,9 @@ class SchedulePanel(QWidget):
         self._beta1: float | None = None
         self._handle_t = np.array([1.0])
         self.beta_plot = make_plot("Diffusion rate β_t", "t", "β_t", name="beta_plot")
-        self.beta_plot.getPlotItem().getAxis("left").setLogMode(True)
+        left = self.beta_plot.getPlotItem().getAxis("left")
+        left.setLogMode(True)
+        left.enableAutoSIPrefix(False)
         self.abar_plot = make_plot("ᾱ_t = ∏(1 − β_s): signal left", "t", "ᾱ_t", name="alpha_bar_plot")
         self.initial = self.beta_plot.plot(pen=PEN_FAINT)
         self.beta = self.beta_plot.plot(pen=PEN_BETA)

@@ -15,6 +15,7 @@ class BoundTermsPanel(QWidget):
         self.state = state
         self.plot = make_plot("Per-step KL terms (where K is lost)", "t", "KL", name="terms_plot")
         pi = self.plot.getPlotItem()
+        pi.getAxis("left").enableAutoSIPrefix(False)
         self.terms = pi.plot(pen=pg.mkPen(200, 80, 60, width=1.5), symbol="o", symbolSize=3,
                              symbolBrush=(200, 80, 60), symbolPen=None, fillLevel=0,
                              fillBrush=pg.mkBrush(230, 120, 90, 60))
@@ -37,8 +38,8 @@ class BoundTermsPanel(QWidget):
         x, y = finite_xy(steps_axis(c.T), c.kl_bits_per_step)
         self.terms.setData(x, y)
         if len(x):
-            pi.setTitle(f"KL per step (where K is lost) · mean {np.mean(y):.3g} · largest at t = {int(x[np.argmax(y)])}",
-                        size="9pt")
+            pi.setTitle(f"KL per step (where K is lost) · mean {np.mean(y):.3g} · max at t = {int(x[np.argmax(y)])}",
+                        size="8pt")
             self.empty.setText("")
             pi.enableAutoRange()
         else:
