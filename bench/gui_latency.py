@@ -77,15 +77,17 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         while not cond():
             app.processEvents()
-            time.sleep(0.002)
+            time.sleep(0.02)
             if time.perf_counter() - t0 > timeout:
                 raise TimeoutError("the app did not get there in time")
 
+    from PySide6.QtCore import QEventLoop
+
     def spin(seconds):
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            app.processEvents()
-            time.sleep(0.001)
+        """Run the event loop for ``seconds`` the way the app does (blocked in Qt, no Python polling)."""
+        loop = QEventLoop()
+        QTimer.singleShot(int(seconds * 1000), loop.quit)
+        loop.exec()
 
     sess = sessions.preset_session("swissroll")
     win.apply_session(sess)

@@ -72,7 +72,7 @@ class TrainWorker(QThread):
     """Trains ``model`` on ``data`` in its own thread.
 
     The report interval is calibrated once at the start: ``report_every`` is chosen so that a record
-    arrives every ~0.5 s of training and evaluation takes at most ~20 % of the time (set
+    arrives every ~1 s of training and evaluation takes at most ~20 % of the time (set
     ``calibrate=False`` to use ``config.report_every`` as given).
     """
 
@@ -83,7 +83,7 @@ class TrainWorker(QThread):
 
     def __init__(self, model: DiffusionModel, data, config: TrainConfig, *, device: str = "cpu",
                  history: dict | None = None, optimizer_state: dict | None = None, iteration: int = 0,
-                 calibrate: bool = True, target_interval_s: float = 0.5, parent=None):
+                 calibrate: bool = True, target_interval_s: float = 1.0, parent=None):
         super().__init__(parent)
         self.model = model
         self.data = data
