@@ -235,7 +235,7 @@ class TrajectoryRequest:
     n: int = 2000
     display: Callable | None = None
     max_frames: int = 401
-    max_bytes: int = 96 * 1024**2
+    max_bytes: int = 48 * 1024**2
     seed: int = 0
     drift_grid: int = 0
     extent: float = 3.2

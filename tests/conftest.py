@@ -1,6 +1,4 @@
-"""Shared test setup: Qt runs offscreen (no display needed), and torch uses few threads (the test
-machine's cores are shared)."""
+"""Shared test setup: Qt runs offscreen, so the explorer's tests need no display."""
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
