@@ -750,6 +750,10 @@ class InpaintPanel(QWidget):
             return
         if self.is_running:
             self.cancel(wait=True)
+            # forget the cancelled run: its queued frame/done signals must not reach the new model's view
+            self._thread = None
+            self._set_running(False)
+            self.status_label.setText("the run was cancelled: the model changed")
         self.loaded = loaded
         self._clear_frames()
         kind = _kind(loaded)

@@ -329,3 +329,27 @@ def test_texture_models_crop_by_default(panel):
     other = tiny_image_model(T=11)
     panel.set_model(other)
     assert panel.fit_combo.currentData() == "shrink"
+
+
+
+def test_switching_model_mid_run_drops_the_old_runs_frames(qtbot, window):
+    """A run cancelled by a session change must not deliver its queued frames to the next model's view
+    (found by bench/soak.py: frames of the image model reached the 2-D view and raised IndexError)."""
+    from pathlib import Path
+
+    from explorer import session as sessions
+
+    bark = Path(__file__).resolve().parents[2] / "resources" / "models" / "bark.h5"
+    if not bark.exists():
+        pytest.skip("bundled bark model absent")
+    window.apply_session(sessions.model_file_session(bark))
+    panel = window.inpaint
+    qtbot.waitUntil(lambda: panel.kind == "image" and panel.prepared is not None, timeout=10_000)
+    panel.samples_spin.setValue(1)
+    assert panel.run()
+    qtbot.waitUntil(lambda: len(panel.frames) > 0, timeout=20_000)
+    qtbot.wait(300)
+    window.apply_session(sessions.preset_session("swissroll"))
+    qtbot.wait(1000)  # queued signals of the cancelled run arrive now (pytest-qt fails on slot exceptions)
+    assert panel.kind == "points" and len(panel.frames) == 0
+    assert not panel.save_png_btn.isEnabled()
