@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal
 
-from models.bound import LN2, unit_divisor
+from models.bound import LN2, beta1_cap_bits_per_dim, unit_divisor
 from models.kernels import ScheduleTensors
 from models.reverse import DiffusionModel
 
@@ -44,13 +44,6 @@ def model_kind(model: DiffusionModel) -> str:
     if c.kernel == "binomial":
         return "binary"
     return "images" if len(c.example_shape) == 3 else "points"
-
-
-def beta_1_cap_bits_per_dim(beta: np.ndarray) -> float:
-    """The cap of spec §2.3/§12 on K − L_null for Gaussian diffusion: ½·log2((1 − ᾱ_T)/β_1) bits per
-    dimension. ``beta``: float64 [T]."""
-    abar_T = float(np.prod(1.0 - np.asarray(beta, dtype=np.float64)))
-    return 0.5 * math.log2((1.0 - abar_T) / float(beta[0]))
 
 
 @dataclass
@@ -317,7 +310,7 @@ class AppState(QObject):
         nan = np.full(len(beta), np.nan)
         cap_dim = cap = None
         if m.is_gaussian:
-            cap_dim = beta_1_cap_bits_per_dim(beta)
+            cap_dim = beta1_cap_bits_per_dim(beta)
             cap = cap_dim * self.D / self.unit_div
         return BoundCurves(beta=beta, alpha_bar=s.alpha_bar.numpy().copy(),
                            entropy_lower_bits=lower.detach().cpu().numpy() / LN2,
@@ -373,7 +366,7 @@ class AppState(QObject):
         beta = np.asarray(beta, dtype=np.float64)
         cap_dim = cap = None
         if self.model is not None and self.model.is_gaussian:
-            cap_dim = beta_1_cap_bits_per_dim(beta)
+            cap_dim = beta1_cap_bits_per_dim(beta)
             cap = cap_dim * self.D / self.unit_div
         return BoundCurves(
             beta=beta, alpha_bar=np.asarray(alpha_bar, dtype=np.float64),

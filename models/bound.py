@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .reverse import DiffusionModel
@@ -33,8 +34,11 @@ def unit_divisor(example_shape: tuple[int, ...]) -> int:
     return int(example_shape[1] * example_shape[2]) if len(example_shape) == 3 else 1
 
 
-def unit_name(kind: str) -> str:
-    return {"points": "bits/point", "binary": "bits/seq", "images": "bits/pixel"}[kind]
+def beta1_cap_bits_per_dim(beta) -> float:
+    """The cap of spec §2.3/§12 on K − L_null for Gaussian diffusion: ½·log2((1 − ᾱ_T)/β_1) bits per
+    dimension. ``beta``: β_t [T] (numpy or torch)."""
+    b = np.asarray(beta.detach().cpu() if isinstance(beta, torch.Tensor) else beta, dtype=np.float64)
+    return 0.5 * math.log2((1.0 - float(np.prod(1.0 - b))) / float(b[0]))
 
 
 @dataclass(frozen=True)
@@ -169,9 +173,7 @@ def evaluate_bound(model: DiffusionModel, x0: torch.Tensor, unit: str, generator
     stderr = float(K.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
     cap = None
     if model.is_gaussian:
-        D = x0[0].numel()
-        beta1 = float(s.beta[0])
-        cap = 0.5 * D / div * math.log2((1 - float(s.alpha_bar[-1])) / beta1)
+        cap = x0[0].numel() / div * beta1_cap_bits_per_dim(s.beta)
     return BoundSummary(K_bits=float(K.mean()), K_stderr_bits=stderr, K_minus_Lnull_bits=float((K - null).mean()),
                         L_null_bits=float(null.mean()), beta_1=float(s.beta[0]), n_eval=n, unit=unit,
                         kl_bits_per_step=kl_mean, cap_bits=cap)

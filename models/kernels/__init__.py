@@ -40,7 +40,12 @@ def gather(v: torch.Tensor, k, like: torch.Tensor) -> torch.Tensor:
     return out.reshape(out.shape + (1,) * (like.dim() - 1))
 
 
+def sum_dims(v: torch.Tensor) -> torch.Tensor:
+    """Sum every dimension but the first: per-element terms [B, *S] → per-example [B]."""
+    return v.reshape(v.shape[0], -1).sum(dim=1)
+
+
 from .binomial import BinomialKernel  # noqa: E402
 from .gaussian import GaussianKernel  # noqa: E402
 
-__all__ = ["ScheduleTensors", "GaussianKernel", "BinomialKernel", "gather"]
+__all__ = ["ScheduleTensors", "GaussianKernel", "BinomialKernel", "gather", "sum_dims"]

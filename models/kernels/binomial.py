@@ -9,13 +9,9 @@ import math
 
 import torch
 
-from . import ScheduleTensors, gather
+from . import ScheduleTensors, gather, sum_dims as _sum_dims
 
 EPS = 1e-7
-
-
-def _sum_dims(v: torch.Tensor) -> torch.Tensor:
-    return v.reshape(v.shape[0], -1).sum(dim=1)
 
 
 def bernoulli_entropy(p: torch.Tensor) -> torch.Tensor:

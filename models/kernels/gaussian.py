@@ -9,14 +9,10 @@ import math
 
 import torch
 
-from . import ScheduleTensors, gather
+from . import ScheduleTensors, gather, sum_dims as _sum_dims
 
 LOG_2PI_E = math.log(2 * math.pi * math.e)
 LOG_2PI = math.log(2 * math.pi)
-
-
-def _sum_dims(v: torch.Tensor) -> torch.Tensor:
-    return v.reshape(v.shape[0], -1).sum(dim=1)
 
 
 class GaussianKernel:
