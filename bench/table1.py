@@ -124,7 +124,7 @@ def print_table(rows: list[dict]) -> None:
             continue
         print(f"{r['preset']:<11}{(r['unit'] or ''):<11}{_f(r['K_bits'], 3, 9)}{_f(r['K_stderr_bits'], 3)}"
               f"{_f(r['paper_K'], 3, 9)}{_f(r['K_minus_Lnull_bits'], 3, 9)}{_f(r['paper_K_minus_Lnull'], 3)}"
-              f"{_f(r['beta_1'], 6, 10)}{_f(r['cap_bits'], 2)}{_f(r['ceiling_bits'], 3, 9)}"
+              f"{(format(r['beta_1'], '.3g') if r['beta_1'] is not None else '—'):>10}{_f(r['cap_bits'], 2)}{_f(r['ceiling_bits'], 3, 9)}"
               f"{_f(r['below_ceiling'], 0, 6)}{_f(r['train_seconds'], 0)}{_f(r['iterations'], 0, 9)}")
     print("K, K − L_null: bits in the unit, exact over all T steps on held-out data; cap: the β_1 cap on K − L_null "
           "(spec §2.3); ceiling: a known upper limit on K (spec §12).")

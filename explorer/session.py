@@ -131,7 +131,7 @@ def default_model_config(data) -> ModelConfig:
         p_bar = min(max(p_bar, 0.05), 0.95)
         return ModelConfig(kernel="binomial", T=200, example_shape=shape, arch="mlp", hidden=64, layers=3,
                            activation="sigmoid", readout="bump", J=10, time_features=10, p_bar=p_bar,
-                           schedule="binomial", param="residual")
+                           schedule="binomial", param="posterior", skip=4.0)
     if data.kind == "images":
         H, W = shape[1], shape[2]
         n_scales = max(1, min(4, int(math.log2(max(min(H, W), 1))) - 1))

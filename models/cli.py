@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--T", type=int, metavar="N", help="number of diffusion steps")
     t.add_argument("--kernel", choices=("gaussian", "binomial"), help="forward process (binomial needs {0,1} data)")
     t.add_argument("--arch", choices=("mlp", "rbf", "conv"), help="reverse network")
+    t.add_argument("--param", choices=("paper", "code", "residual", "posterior"),
+                   help="reverse parameterisation: paper (§4.3), code (the reference code's), residual "
+                        "(binomial), posterior (q(x^{t−1} | x^t, x̂^0) at the net's estimate of x^0)")
     t.add_argument("--beta1", type=float, metavar="X", help="fixed first step β_1 (caps K − L_null, spec §2.3)")
     lb = t.add_mutually_exclusive_group()
     lb.add_argument("--learn-beta", dest="learn_beta", action="store_true", default=None,
@@ -440,7 +443,7 @@ def _model_config(args, data: DataSet, preset: Preset | None, what: str) -> Mode
     kernel = args.kernel or cfg.kernel
     if args.kernel and args.kernel != cfg.kernel:
         if args.kernel == "binomial":
-            changes.update(kernel="binomial", schedule="binomial", param="residual", learn_beta=False, beta_1=None,
+            changes.update(kernel="binomial", schedule="binomial", param="posterior", learn_beta=False, beta_1=None,
                            p_bar=_mean_activity(data) if data.kind == "binary" else 0.5)
         else:
             changes.update(kernel="gaussian", schedule="reference", param="paper")
@@ -458,6 +461,8 @@ def _model_config(args, data: DataSet, preset: Preset | None, what: str) -> Mode
         if args.T < 2:
             fail(f"--T must be an integer >= 2, got {args.T}")
         changes["T"] = args.T
+    if args.param is not None:
+        changes["param"] = args.param
     if args.beta1 is not None:
         changes["beta_1"] = args.beta1
     if args.learn_beta is not None:

@@ -8,7 +8,7 @@ from typing import Any
 KERNELS = ("gaussian", "binomial")
 ARCHS = ("mlp", "rbf", "conv")
 READOUTS = ("bump", "per_step")
-PARAMS = ("paper", "code", "residual")
+PARAMS = ("paper", "code", "residual", "posterior")
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,9 @@ class ModelConfig:
     schedule's own); learn_beta: learn β_{2..T} by gradient ascent on K (Gaussian only).
     param: reverse parameterisation: "paper" (Σ = σ(z^Σ + logit β), μ = (x − z^μ)(1 − Σ) + z^μ),
     "code" (the reference code's), or for binomial "paper" (f_b = σ(z)) or "residual"
-    (f_b = σ(z + logit of the forward kernel's flip probability)).
+    (f_b = σ(z + logit of the forward kernel's flip probability)); for either kernel "posterior" (the
+    forward posterior q(x^{t−1} | x^t, x̂^0) at the network's estimate of x^0, see
+    :meth:`DiffusionModel._posterior_step`).
     """
 
     kernel: str = "gaussian"
@@ -34,6 +36,7 @@ class ModelConfig:
     readout: str = "bump"
     J: int = 10
     time_features: int = 0
+    skip: float = 0.0  # MLP only: scale of a linear input → output path (0 = none)
     rbf_units: int = 16
     conv_layers: int = 3
     n_scales: int = 3
@@ -66,6 +69,16 @@ class ModelConfig:
             raise ValueError("the binomial schedule is fixed (β_t = 1/(T − t + 1)); learn_beta must be False")
         if self.beta_1 is not None and not 0 < self.beta_1 < 1:
             raise ValueError(f"beta_1 must lie in (0, 1), got {self.beta_1}")
+        if self.param == "code" and self.kernel != "gaussian":
+            raise ValueError("param 'code' is the reference code's Gaussian parameterisation; use 'paper', "
+                             "'residual' or 'posterior' with the binomial kernel")
+        if self.param == "residual" and self.kernel != "binomial":
+            raise ValueError("param 'residual' is for the binomial kernel; use 'paper', 'code' or 'posterior' "
+                             "with the Gaussian kernel")
+        if self.skip and self.arch != "mlp":
+            raise ValueError(f"skip is for arch 'mlp' only, got arch {self.arch!r}")
+        if not (self.skip >= 0 and self.skip == self.skip):
+            raise ValueError(f"skip must be >= 0, got {self.skip}")
         if not 0 < self.p_bar < 1:
             raise ValueError(f"p_bar must lie in (0, 1), got {self.p_bar}")
 

@@ -83,9 +83,17 @@ class MLPNet(nn.Module):
     ``MLPNet(20, hidden=50, layers=3, activation="sigmoid", readout="per_step")``."""
 
     def __init__(self, D: int, n_out: int, T: int, hidden: int = 64, layers: int = 3,
-                 activation: str = "tanh", readout: str = "bump", J: int = 10, time_features: int = 0):
+                 activation: str = "tanh", readout: str = "bump", J: int = 10, time_features: int = 0,
+                 skip: float = 0.0):
         super().__init__()
         self.D, self.n_out = D, n_out
+        # optional linear path from the input to the output, zero at the start, scaled by ``skip`` (the
+        # binomial "posterior" model feeds evidence / 4, so skip = 4 acts on the evidence itself)
+        self.skip_scale = float(skip)
+        if skip:
+            self.skip = nn.Linear(D, n_out * D)
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
         self.time_features = time_features
         if time_features:
             self.time_in = TimeBasis(T, time_features)
@@ -101,8 +109,10 @@ class MLPNet(nn.Module):
         if self.time_features:
             h = torch.cat([h, self.time_in(k).to(h.dtype)], dim=1)
         h = self.trunk(h)
-        out = self.readout(h, k)
-        return out.reshape(x.shape[0], self.n_out, self.D)
+        out = self.readout(h, k).reshape(x.shape[0], self.n_out, self.D)
+        if self.skip_scale:
+            out = out + self.skip_scale * self.skip(x).reshape(x.shape[0], self.n_out, self.D)
+        return out
 
 
 class RBFNet(nn.Module):

@@ -126,8 +126,9 @@ class Schedule(nn.Module):
     """β_t as a module: fixed, or learned as in the paper (§2.4.1, spec §3).
 
     Learned: logit β_t = logit(base_t) + Σ_j c_j g_j(t) for t ≥ 2, with bump-basis coefficients ``c``
-    (float64, initialised to 0 so training starts on ``base``); β_1 stays fixed. Calling the module
-    returns β as float64 [T], differentiable in ``c``.
+    (float64, initialised to 0 so training starts on ``base``); β_1 stays fixed. A learned β_t (t ≥ 2)
+    lies in [1e-6, 1 − 1e-5], so a base below 1e-6 starts at that floor (β_1 itself may be smaller).
+    Calling the module returns β as float64 [T], differentiable in ``c``.
     """
 
     def __init__(self, base_beta: np.ndarray, learn: bool = False, J: int = 10):
@@ -153,7 +154,7 @@ class Schedule(nn.Module):
         if not self.learn:
             return self.base_beta
         # keep β in a numerically safe range: [1e-6, 1 − 1e-5]; the base is mapped through the inverse
-        # of that squashing, so that c = 0 gives exactly β = base
+        # of that squashing, so that c = 0 gives exactly β = base (where the base lies in that range)
         lo, span = 1e-6, 1.0 - 1e-6 - 1e-5
         u = ((self.base_beta[1:] - lo) / span).clamp(1e-12, 1 - 1e-12)
         logits = torch.log(u) - torch.log1p(-u) + self.basis[1:] @ self.coeffs

@@ -631,6 +631,98 @@ def test_binomial_reverse_parameterisations(param):
         assert_close(d.prob, prob, rtol=1e-5, atol=1e-6)
 
 
+class _FnNet(torch.nn.Module):
+    """Stands in for the network: z = fn(x, k)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x, k):
+        return self.fn(x, k)
+
+
+def test_gaussian_posterior_param_is_the_forward_posterior_at_the_estimated_x0():
+    T, D = 12, 3
+    m = gaussian_model(T=T, D=D, param="posterior", schedule="logit_linear", beta_1=1e-5)
+    s = m.schedule_tensors()
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(1, D, generator=g, dtype=torch.float64)
+    for k in (1, 5, T - 1):
+        ab = float(s.alpha_bar[k])
+        xt = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * torch.randn(6, D, generator=g, dtype=torch.float64)
+        for zv, want in ((-60.0, "lower"), (60.0, "upper"), (0.0, "middle")):
+            # a net that knows x^0 predicts ε exactly → the mean is μ̃(x^0, x^t)
+            m.net = _FnNet(lambda x, kk: torch.stack([(x - math.sqrt(ab) * x0) / math.sqrt(1 - ab),
+                                                     torch.full_like(x, zv)], dim=1))
+            d = m.reverse_step(xt, k, s)
+            mq, vq = m.kernel.q_posterior(x0.expand_as(xt), xt, k, s)
+            assert_close(d.mean, mq, rtol=1e-9, atol=1e-9)
+            b, bt = float(s.beta[k]), float(vq[0, 0])
+            v = {"lower": bt, "upper": b, "middle": math.sqrt(b * bt)}[want]
+            assert_close(d.var, torch.full_like(xt, v), rtol=1e-9, atol=0)
+            # the reverse entropy always lies within the Eq. 24 bounds
+            lo, up = m.kernel.entropy_bounds(s)
+            h = float(d.entropy()[0, 0])
+            assert float(lo[k]) - 1e-9 <= h <= float(up[k]) + 1e-9
+    # N(0, I) data: ε̂ = √(1 − ᾱ)·x^t and Σ = β is the exact reverse (spec §2.1), so K = log π(x^0)
+    x0 = torch.randn(16, D, generator=g, dtype=torch.float64)
+    sq = torch.sqrt(1 - s.alpha_bar)
+    m.net = _FnNet(lambda x, kk: torch.stack([sq[kk][:, None] * x, torch.full_like(x, 80.0)], dim=1))
+    assert_close(_exact_gaussian_K(m, x0), GaussianKernel().prior_log_prob(x0), rtol=1e-9, atol=1e-8)
+
+
+def test_binomial_posterior_param_matches_bayes_by_enumeration():
+    T, D, pb = 12, 20, 0.2
+    m = binomial_model(T=T, D=D, p_bar=pb, param="posterior")
+    s = m.schedule_tensors()
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(1, 1, D, generator=g, dtype=torch.float64)
+    x = (torch.rand(4, D, generator=g) < 0.4).double()
+    seen = []
+    m.net = _FnNet(lambda xx, kk: (seen.append(xx), z.expand(xx.shape[0], 1, D))[1])
+    for k in (1, 5, T - 2, T - 1):
+        d = m.reverse_step(x, k, s)
+        # P(x_i^0 = 1 | x_i^{k+1}) by enumeration for a Bernoulli(p̄) prior, then tilted by the net's z
+        l1 = m.kernel.q_marginal_prob(torch.ones_like(x), k, s)
+        l0 = m.kernel.q_marginal_prob(torch.zeros_like(x), k, s)
+        lik1 = torch.where(x > 0.5, l1, 1 - l1)
+        lik0 = torch.where(x > 0.5, l0, 1 - l0)
+        post = pb * lik1 / (pb * lik1 + (1 - pb) * lik0)
+        p0 = torch.sigmoid(torch.logit(post) + z[:, 0])
+        want = (p0 * m.kernel.q_posterior(torch.ones_like(x), x, k, s)
+                + (1 - p0) * m.kernel.q_posterior(torch.zeros_like(x), x, k, s))
+        assert_close(d.prob, want, rtol=1e-9, atol=1e-12)
+        # the net reads the evidence/4, not the raw bits
+        assert_close(seen[-1] * 4, torch.log(lik1) - torch.log(lik0), rtol=1e-9, atol=1e-9)
+
+
+def test_binomial_posterior_param_with_the_true_x0_posterior_is_the_heartbeat_oracle():
+    """Fed the exact P(x_i^0 = 1 | x^t) of heartbeat data, the "posterior" parameterisation gives the
+    per-bit marginals of the true reverse process (the factorised oracle) at every step."""
+    T = 30
+    m = binomial_model(T=T, D=20, p_bar=0.2, param="posterior")
+    oracle = with_heartbeat_oracle(binomial_model(T=T, D=20, p_bar=0.2))
+    s = m.schedule_tensors()
+    seqs = heartbeat_sequences().double()
+
+    def true_z(ev4, kk):
+        ev = ev4 * 4
+        xt = (ev > 0).double()
+        ab = s.alpha_bar[kk][:, None, None]
+        pm = ab * seqs[None] + (1 - ab) * 0.2  # q(x^{k+1} = 1 | sequence) [B, 5, 20]
+        ll = (xt[:, None] * torch.log(pm) + (1 - xt[:, None]) * torch.log1p(-pm)).sum(-1)
+        p0 = torch.einsum("bs,sd->bd", torch.softmax(ll, 1), seqs).clamp(1e-15, 1 - 1e-15)
+        return (torch.logit(p0) - ev - math.log(0.2 / 0.8))[:, None]
+
+    m.net = _FnNet(true_z)
+    g = torch.Generator().manual_seed(2)
+    x0 = heartbeat_batch(64, g).double()
+    for k in (1, 3, T // 2, T - 2, T - 1):
+        xt = m.kernel.q_sample(x0, k, s, torch.rand(x0.shape, generator=g, dtype=torch.float64))
+        assert_close(m.reverse_step(xt, k, s).prob, oracle.reverse_step(xt, k, s).prob, rtol=1e-6, atol=1e-9)
+
+
 # ----------------------------------------------------------------------------------------------------
 # the bound K (Eq. 14, App. B, spec §2.3)
 

@@ -1,0 +1,131 @@
+"""How close is a Swiss-roll model to the best its model class can do under its own β schedule?
+
+For the noise-free roll of spec §11 the true reverse step q(x^{t−1} | x^t) is computable: x^0 lies on a
+curve, so q(x^0 | x^t) is a one-dimensional posterior over the roll's angle θ, evaluated here on a fine
+grid of θ. The best *diagonal Gaussian* reverse step (what the paper's model can express) matches its
+mean and per-dimension variance: mean = E[μ̃ | x^t], var = β̃ + c₀²·Var[x^0 | x^t] (c₀ the x^0
+coefficient of μ̃). This "oracle" is put into the exact bound K (Eq. 14 with the edge terms) on the same
+held-out points as the model, under the model's β. A trained network can only come close to it from
+below (up to Monte Carlo error), so the gap tells whether the network or the schedule (T, β_1) limits K.
+
+    python bench/swissroll_ceiling.py resources/models/swissroll.h5 [--n 2000] [--grid 40000]
+
+Prints the model's K and the oracle's, each with its standard error, and the per-step KL of both.
+Takes a few minutes on one CPU core (T × n × grid work, float64).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+
+from models.bound import bound_terms
+from models.data import SWISSROLL_THETA, _swissroll_norm, load_preset
+from models.io import load_model
+
+LN2 = math.log(2)
+
+
+def roll_grid(n: int) -> torch.Tensor:
+    a, b = SWISSROLL_THETA
+    th = (np.arange(n) + 0.5) / n * (b - a) + a  # θ ~ U(a, b): equal weights on an even grid
+    p = np.stack([th * np.cos(th), th * np.sin(th)], 1)
+    nm = _swissroll_norm(0.0)
+    return torch.tensor((p - np.array(nm.mean)) / nm.std)
+
+
+@torch.no_grad()
+def oracle_terms(beta: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, grid: torch.Tensor, chunk: int = 250):
+    """Per-example K (nats) of the moment-matched diagonal-Gaussian oracle and its KL per step [T]."""
+    beta = beta.to(torch.float64)
+    T = beta.shape[0]
+    abar = torch.cumprod(1 - beta, 0)
+    abar_prev = torch.cat([abar.new_ones(1), abar[:-1]])
+    g2 = (grid**2).sum(1)
+    n = x0.shape[0]
+    kl_total = torch.zeros(n, dtype=torch.float64)
+    kl_step = torch.zeros(T, dtype=torch.float64)
+    for k in range(1, T):
+        ab, ap, b = abar[k], abar_prev[k], beta[k]
+        xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps[k]
+        c0 = ap.sqrt() * b / (1 - ab)
+        ct = (1 - b).sqrt() * (1 - ap) / (1 - ab)
+        vt = b * (1 - ap) / (1 - ab)
+        e1 = torch.empty_like(xt)
+        e2 = torch.empty_like(xt)
+        for i in range(0, n, chunk):
+            xc = xt[i:i + chunk]
+            d2 = (xc**2).sum(1, keepdim=True) - 2 * ab.sqrt() * (xc @ grid.T) + ab * g2[None]
+            w = torch.softmax(-d2 / (2 * (1 - ab)), dim=1)
+            e1[i:i + chunk] = w @ grid
+            e2[i:i + chunk] = w @ grid**2
+        var0 = (e2 - e1**2).clamp_min(0)
+        mean_p, var_p = c0 * e1 + ct * xt, vt + c0**2 * var0
+        mean_q = c0 * x0 + ct * xt
+        kl = 0.5 * (torch.log(var_p / vt) + (vt + (mean_q - mean_p) ** 2) / var_p - 1).sum(1)
+        kl_total += kl
+        kl_step[k] = kl.mean()
+    D = x0.shape[1]
+    sq = (x0**2).sum(1)
+    abT, b1 = abar[-1], beta[0]
+    prior_kl = 0.5 * (D * (1 - abT) + abT * sq - D - D * torch.log(1 - abT))
+    h1 = 0.5 * D * (math.log(2 * math.pi * math.e) + torch.log(b1))
+    edge = 0.5 * b1 * (D - sq)
+    return -kl_total - prior_kl - h1 + edge, kl_step
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="a Swiss-roll model file (noise-free roll, spec §11)")
+    ap.add_argument("--n", type=int, default=2000, help="held-out points (default 2000)")
+    ap.add_argument("--grid", type=int, default=40000, help="θ grid points (default 40000)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    loaded = load_model(a.model)
+    model = loaded.model.double().eval()
+    if tuple(model.config.example_shape) != (2,) or not model.is_gaussian:
+        print(f"{a.model}: not a 2-D Gaussian (Swiss-roll) model", file=sys.stderr)
+        return 2
+    x0 = load_preset("swissroll").heldout(a.n).to(torch.float64)
+    g = torch.Generator().manual_seed(a.seed)
+    beta = model.schedule_tensors().beta.detach()
+    T = beta.shape[0]
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        terms = bound_terms(model, x0, torch.Generator().manual_seed(a.seed + 1))
+    K_model = terms.K_nats / LN2
+    eps = torch.randn((T, a.n, 2), generator=g, dtype=torch.float64)
+    K_oracle, kl_oracle = oracle_terms(beta, x0, eps, roll_grid(a.grid))
+    K_oracle = K_oracle / LN2
+    res = {
+        "model": a.model, "n": a.n, "grid": a.grid, "T": T, "beta_1": float(beta[0]),
+        "K_model_bits": float(K_model.mean()), "K_model_stderr": float(K_model.std() / math.sqrt(a.n)),
+        "K_oracle_bits": float(K_oracle.mean()), "K_oracle_stderr": float(K_oracle.std() / math.sqrt(a.n)),
+        "kl_model_bits_per_step": (terms.kl_nats.mean(0) / LN2).tolist(),
+        "kl_oracle_bits_per_step": (kl_oracle / LN2).tolist(),
+        "seconds": time.perf_counter() - t0,
+    }
+    if a.json:
+        print(json.dumps(res))
+        return 0
+    print(f"{a.model}: T = {T}, β_1 = {res['beta_1']:.3g}, {a.n} held-out points, θ grid {a.grid}")
+    print(f"  model  K = {res['K_model_bits']:.3f} ± {res['K_model_stderr']:.3f} bits/point")
+    print(f"  oracle K = {res['K_oracle_bits']:.3f} ± {res['K_oracle_stderr']:.3f} bits/point "
+          "(best diagonal-Gaussian reverse under the same β)")
+    km, ko = res["kl_model_bits_per_step"], res["kl_oracle_bits_per_step"]
+    print("  KL per step, bits (model / oracle):")
+    for k in range(1, T):
+        print(f"    t = {k + 1:3d}  {km[k]:7.3f}  {ko[k]:7.3f}")
+    print(f"  ({res['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
