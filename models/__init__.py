@@ -16,6 +16,8 @@ q(x^t | x^0)                ``kernel.q_marginal`` / ``q_sample``
 q(x^{t−1} | x^t, x^0)       ``kernel.q_posterior``         (spec §2.1, §2.2)
 π(x) = p(x^T)               ``kernel.prior_sample`` / ``prior_log_prob``
 f_μ, f_Σ, f_b               ``model.reverse_step`` → ``StepDistribution``   reverse.py (§4.3, Eq. in D.2.1)
+                            ``ModelConfig.param``: "paper" (§4.3), "code" (reference code), "residual"
+                            (binomial), "posterior" (q(x^{t−1}|x^t, x̂^0) at the net's x^0 estimate)
 g_j(t) bump functions       ``bump_basis``, ``BumpReadout`` schedules.py, networks.py (§4.3)
 K (Eq. 14, App. B)          ``bound.bound_terms(...).K_nats``, ``bound.evaluate_bound``
 KL_t terms                  ``BoundTerms.kl_nats`` [B, T]

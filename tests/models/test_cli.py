@@ -175,6 +175,11 @@ def test_own_binary_and_image_data_pick_their_kind(tmp_path, capsys):
     assert rc == 0, err
     c = load_model(tmp_path / "b.h5").config
     assert c.kernel == "binomial" and c.arch == "mlp" and 0.15 < c.p_bar < 0.35
+    assert c.param == "posterior" and c.skip == 4.0  # the heartbeat preset's model, as the default for bits
+    rc, _, err = run(capsys, "train", "--data", tmp_path / "bits.npy", "--steps", "2", "--param", "residual",
+                     "--out", tmp_path / "b2.h5", *FAST)
+    assert rc == 0, err
+    assert load_model(tmp_path / "b2.h5").config.param == "residual"
     rc, _, err = run(capsys, "train", "--data", tmp_path / "imgs.npy", "--steps", "2", "--out", tmp_path / "i.h5", *FAST)
     assert rc == 0, err
     lm = load_model(tmp_path / "i.h5")
@@ -251,6 +256,8 @@ def test_errors_are_one_line(swissroll_model, tmp_path, capsys):
     assert_one_error_line(rc, err, "nodata.npy")
     rc, _, err = run(capsys, "train", "swissroll", "--kernel", "binomial", "--out", tmp_path / "x.h5")
     assert_one_error_line(rc, err, "binomial")
+    rc, _, err = run(capsys, "train", "swissroll", "--param", "residual", "--out", tmp_path / "x.h5")
+    assert_one_error_line(rc, err, "residual", "binomial")
     rc, _, err = run(capsys, "train", "swissroll")  # a usage error is one line too
     assert_one_error_line(rc, err, "--out")
     rc, _, err = run(capsys, "sample", swissroll_model, "--out", tmp_path / "s.txt")
