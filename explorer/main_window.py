@@ -535,7 +535,8 @@ class MainWindow(QMainWindow):
             return
         self.unsaved = False
         s.set_session(sess.model, sess.data, preset=sess.preset, path=sess.path, train_history=sess.train_history,
-                      optimizer_state=sess.optimizer_state, norm=sess.norm, note=sess.note)
+                      optimizer_state=sess.optimizer_state, norm=sess.norm, note=sess.note,
+                      recorded=sess.recorded)
         self.controls.mark_pending(None)
         self._set_default_speed()
         what = sess.path.name if sess.path is not None else (sess.preset.name if sess.preset else s.session_name)
@@ -1078,7 +1079,12 @@ class MainWindow(QMainWindow):
         self.device_label.setText(f"device: {dev}")
         p = s.last_progress
         unit = s.unit
-        if p is not None and math.isfinite(p.K_heldout_bits):
+        rec = s.recorded
+        if rec is not None and p is None:
+            b1 = s.curves.beta_1 if s.curves is not None else float("nan")
+            self.k_label.setText(f"K = {rec['K_bits']:.3f} ± {rec['K_stderr_bits']:.3f} {unit} (exact) · K − L_null = "
+                                 f"{rec['K_minus_Lnull_bits']:.3f} {unit} · β₁ = {b1:.3g}")
+        elif p is not None and math.isfinite(p.K_heldout_bits):
             self.k_label.setText(f"K = {p.K_heldout_bits:.3f} {unit} · K − L_null = {p.K_minus_Lnull_bits:.3f} {unit}"
                                  f" · β₁ = {p.beta_1:.3g}")
         elif len(s.history) and math.isfinite(s.history.K_heldout_bits[-1]):

@@ -41,6 +41,7 @@ class Session:
     optimizer_state: dict | None = None
     norm: dict | None = None
     note: str = ""
+    recorded: dict | None = None  # the exact held-out K a finished ``dpm train`` run stored in the file
 
 
 def _require_data_module() -> None:
@@ -110,7 +111,21 @@ def model_file_session(path, device: str = "cpu") -> Session:
     if data is None and not note:
         note = "no data set recorded with this model; open data to train or see the forward process"
     return Session(model=loaded.model, data=data, preset=preset, path=Path(path),
-                   train_history=loaded.history, optimizer_state=loaded.optimizer, norm=loaded.norm, note=note)
+                   train_history=loaded.history, optimizer_state=loaded.optimizer, norm=loaded.norm, note=note,
+                   recorded=recorded_K(loaded.meta))
+
+
+def recorded_K(meta: dict) -> dict | None:
+    """The exact held-out K that ``dpm train`` measured at the end of a finished run (all T − 1 KL terms,
+    ``n_eval`` examples, with its standard error), or None when the file holds no such figure."""
+    try:
+        rec = {k: float(meta[k]) for k in ("K_bits", "K_stderr_bits", "K_minus_Lnull_bits", "n_eval")}
+    except (KeyError, TypeError, ValueError):
+        return None
+    if meta.get("complete") is not True or not all(math.isfinite(v) for v in rec.values()):
+        return None
+    rec["n_eval"] = int(rec["n_eval"])
+    return rec
 
 
 def data_file_session(path) -> object:

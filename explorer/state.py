@@ -165,6 +165,7 @@ class AppState(QObject):
         self.curves_live = False  # the last ``curves`` came from a training record (panels may defer redraws)
         self.schedule_source = "named"  # "named" | "learned" | "drawn"
         self.last_progress = None
+        self.recorded: dict | None = None
         self.evaluation: dict | None = None  # a one-off evaluation of the current model (not training)
         self.samples: np.ndarray | None = None  # latest fixed-seed samples, normalised [n, *S]
         self.samples_iteration = 0
@@ -248,7 +249,7 @@ class AppState(QObject):
 
     def set_session(self, model: DiffusionModel, data, *, preset=None, path: Path | None = None,
                     train_history: dict | None = None, optimizer_state: dict | None = None, norm: dict | None = None,
-                    note: str = "") -> None:
+                    note: str = "", recorded: dict | None = None) -> None:
         """Replace model and data; resets curves, history, samples and trajectories."""
         model.eval()
         self.model = model
@@ -257,6 +258,7 @@ class AppState(QObject):
         self.model_path = Path(path) if path is not None else None
         self.norm = norm if norm is not None else (data.norm.to_dict() if data is not None else None)
         self.note = note
+        self.recorded = recorded  # exact K stored by dpm train; dropped once this model trains further
         self.train_history = {k: list(np.asarray(v)) for k, v in (train_history or {}).items()}
         self.optimizer_state = optimizer_state
         its = self.train_history.get("iteration", [])
@@ -349,6 +351,7 @@ class AppState(QObject):
     def add_progress(self, p) -> None:
         """Record one :class:`models.training.TrainProgress`."""
         self.last_progress = p
+        self.recorded = None
         self.iteration = int(p.iteration)
         self.history.append(p.iteration, p.K_train_bits, p.K_heldout_bits, p.K_minus_Lnull_bits)
         self.curves = self._curves_from(p.beta, p.alpha_bar, p.entropy_lower, p.entropy_upper, p.reverse_entropy,

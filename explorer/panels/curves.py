@@ -64,7 +64,16 @@ class KCurvePanel(QWidget):
         self.train.setData(*finite_xy(its, h.K_train_bits))
         self.heldout.setData(*finite_xy(its, h.K_heldout_bits))
         unit = self.state.unit
-        if len(h) and math.isfinite(h.K_heldout_bits[-1]):
+        rec = getattr(self.state, "recorded", None)
+        p = self.state.preset
+        paper = (f" · paper: K = {p.paper_K:g}, K − L_null = {p.paper_K_minus_Lnull:g}"
+                 if p is not None and p.paper_K is not None else "")
+        if rec is not None and self.state.last_progress is None:
+            # the file's exact K (all steps, n_eval examples) rather than the curve's last live estimate
+            self.summary.setText(f"K = {rec['K_bits']:.3f} ± {rec['K_stderr_bits']:.3f} {unit} held out, exact over all "
+                                 f"steps on {rec['n_eval']:,} examples (end of training), K − L_null = "
+                                 f"{rec['K_minus_Lnull_bits']:.3f} {unit}{paper}")
+        elif len(h) and math.isfinite(h.K_heldout_bits[-1]):
             p = self.state.preset
             txt = (f"K = {h.K_heldout_bits[-1]:.3f} {unit} held out, K − L_null = {h.K_minus_Lnull_bits[-1]:.3f} "
                    f"{unit}, at iteration {int(h.iteration[-1]):,}")

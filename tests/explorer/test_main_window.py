@@ -153,3 +153,44 @@ def test_settings_persist_recent_files_and_device(qtbot, window, settings, tmp_p
 def test_set_view(window, view):
     window.set_view(view)
     assert window.tabs.currentWidget() is (window.draw if view == "draw" else window.trajectory)
+
+
+def test_opened_model_shows_the_exact_K_its_file_records(qtbot, window):
+    """The bundled Swiss-roll file records the exact held-out K of its training run (all steps, 10 000
+    points); the window shows that figure, not the last live estimate of its history, until it trains on."""
+    import math
+
+    from explorer import session as sessions
+    from explorer.main_window import BUNDLED_MODEL
+    from models.io import load_model
+
+    if not BUNDLED_MODEL.exists():
+        pytest.skip("no bundled model")
+    meta = load_model(BUNDLED_MODEL).meta
+    sess = sessions.model_file_session(BUNDLED_MODEL)
+    assert sess.recorded is not None and math.isclose(sess.recorded["K_bits"], float(meta["K_bits"]))
+    window.apply_session(sess)
+    state = window.state
+    window._update_status()
+    window.k_curve.refresh()
+    want = f"K = {float(meta['K_bits']):.3f} ± {float(meta['K_stderr_bits']):.3f}"
+    assert window.k_label.text().startswith(want) and "(exact)" in window.k_label.text()
+    assert window.k_curve.summary.text().startswith(want) and "10,000 examples" in window.k_curve.summary.text()
+    # a file without the end-of-training figures has none to show
+    assert sessions.recorded_K({"K_bits": 1.0}) is None
+    assert sessions.recorded_K(dict(meta, complete=False)) is None
+    # training further drops it: the live figure is this model's again
+    from models.training import TrainProgress
+
+    T = state.model.T
+    nan = np.full(T, np.nan)
+    state.add_progress(TrainProgress(
+        iteration=state.iteration + 1, seconds=1.0, its_per_s=1.0, loss_bits=-1.0, K_train_bits=1.0,
+        K_heldout_bits=1.234, K_heldout_stderr_bits=0.1, K_minus_Lnull_bits=5.0, beta_1=1e-7,
+        beta=state.model.schedule_tensors().beta.detach().numpy(), alpha_bar=np.linspace(1, 0.5, T),
+        kl_bits_per_step=nan, entropy_lower=nan, entropy_upper=nan, reverse_entropy=nan, samples=None,
+        skipped_updates=0))
+    window._update_status()
+    window.k_curve.refresh()
+    assert state.recorded is None
+    assert window.k_label.text().startswith("K = 1.234") and "(exact)" not in window.k_label.text()
