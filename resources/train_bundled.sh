@@ -13,6 +13,8 @@ dpm train swissroll  --seconds 900  --out resources/models/swissroll.h5  --threa
 dpm train heartbeat  --seconds 600  --out resources/models/heartbeat.h5  --threads 1
 dpm train digits     --seconds 300  --out resources/models/digits.h5     --threads 1 --n-eval 64
 dpm train mnist5k    --seconds 1500 --out resources/models/mnist5k.h5    --threads 1 --n-eval 32
+# …then continued (the cosine schedule runs over the 2700 s total; --lr raises its base)
+dpm train --resume resources/models/mnist5k.h5 --seconds 1200 --lr 4e-3 --out resources/models/mnist5k.h5 --threads 1 --n-eval 32
 dpm train deadleaves --seconds 600  --out resources/models/deadleaves.h5 --threads 1 --n-eval 32
 dpm train bark       --seconds 600  --out resources/models/bark.h5       --threads 1 --n-eval 32
 
