@@ -306,6 +306,8 @@ class ControlsPanel(QWidget):
             changes["rbf_units"] = width
         else:
             changes["hidden"] = width
+        if arch != "mlp":
+            changes["skip"] = 0.0  # the linear skip path belongs to the MLP
         if sched and sched != DRAWN:
             changes["schedule"] = sched
         if c.kernel == "gaussian":

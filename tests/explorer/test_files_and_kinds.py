@@ -70,6 +70,11 @@ def test_binary_data_shows_a_raster(qtbot, window, tmp_path):
     assert img.shape == (64, 12)  # one row per sequence
     assert set(np.unique(img)) <= {0.0, 1.0}
     assert window.state.unit == "bits/seq"
+    # bits get the heartbeat's model (posterior form, MLP with a skip path); another network drops the skip
+    assert window.state.model.config.param == "posterior" and window.state.model.config.skip > 0
+    window.controls.arch.setCurrentText("rbf")
+    cfg = window.controls.proposed_config()
+    assert cfg.arch == "rbf" and cfg.skip == 0.0
 
 
 def test_image_data_shows_a_grid(qtbot, window, tmp_path):
