@@ -28,6 +28,7 @@ import torch
 from models.bound import step_kl
 from models.data import SWISSROLL_THETA, _swissroll_norm, load_preset
 from models.io import load_model
+from models.kernels import GaussianKernel, ScheduleTensors
 
 LN2 = math.log(2)
 
@@ -43,41 +44,33 @@ def roll_grid(n: int) -> torch.Tensor:
 @torch.no_grad()
 def oracle_terms(beta: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, grid: torch.Tensor, chunk: int = 250):
     """Per-example K (nats) of the moment-matched diagonal-Gaussian oracle and its KL per step [T]."""
-    beta = beta.to(torch.float64)
-    T = beta.shape[0]
-    abar = torch.cumprod(1 - beta, 0)
-    abar_prev = torch.cat([abar.new_ones(1), abar[:-1]])
+    s = ScheduleTensors.from_beta(beta)
+    kern = GaussianKernel()
+    T = s.T
     g2 = (grid**2).sum(1)
     n = x0.shape[0]
     kl_total = torch.zeros(n, dtype=torch.float64)
     kl_step = torch.zeros(T, dtype=torch.float64)
     for k in range(1, T):
-        ab, ap, b = abar[k], abar_prev[k], beta[k]
-        xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps[k]
-        c0 = ap.sqrt() * b / (1 - ab)
-        ct = (1 - b).sqrt() * (1 - ap) / (1 - ab)
-        vt = b * (1 - ap) / (1 - ab)
+        ab = s.alpha_bar[k]
+        xt = kern.q_sample(x0, k, s, eps[k])
+        c0 = torch.sqrt(s.alpha_bar_prev[k]) * s.beta[k] / (1 - ab)  # μ̃'s coefficient of x^0
         e1 = torch.empty_like(xt)
         e2 = torch.empty_like(xt)
         for i in range(0, n, chunk):
             xc = xt[i:i + chunk]
             d2 = (xc**2).sum(1, keepdim=True) - 2 * ab.sqrt() * (xc @ grid.T) + ab * g2[None]
-            w = torch.softmax(-d2 / (2 * (1 - ab)), dim=1)
+            w = torch.softmax(-d2 / (2 * (1 - ab)), dim=1)  # q(x^0 = grid point | x^t)
             e1[i:i + chunk] = w @ grid
             e2[i:i + chunk] = w @ grid**2
-        var0 = (e2 - e1**2).clamp_min(0)
-        mean_p, var_p = c0 * e1 + ct * xt, vt + c0**2 * var0
-        mean_q = c0 * x0 + ct * xt
-        kl = 0.5 * (torch.log(var_p / vt) + (vt + (mean_q - mean_p) ** 2) / var_p - 1).sum(1)
+        mean_q, var_q = kern.q_posterior(x0, xt, k, s)
+        mean_p, _ = kern.q_posterior(e1, xt, k, s)  # μ̃ is linear in x^0: E[μ̃ | x^t] = μ̃(E[x^0 | x^t])
+        var_p = var_q + c0**2 * (e2 - e1**2).clamp_min(0)
+        kl = kern.kl(mean_q, var_q, mean_p, var_p)
         kl_total += kl
         kl_step[k] = kl.mean()
-    D = x0.shape[1]
-    sq = (x0**2).sum(1)
-    abT, b1 = abar[-1], beta[0]
-    prior_kl = 0.5 * (D * (1 - abT) + abT * sq - D - D * torch.log(1 - abT))
-    h1 = 0.5 * D * (math.log(2 * math.pi * math.e) + torch.log(b1))
-    edge = 0.5 * b1 * (D - sq)
-    return -kl_total - prior_kl - h1 + edge, kl_step
+    e = kern.edge_terms(x0, s)
+    return -kl_total - e["prior_kl"] - e["h_x1_given_x0"] + e["edge"], kl_step
 
 
 def main(argv=None) -> int:

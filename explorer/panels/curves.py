@@ -64,7 +64,7 @@ class KCurvePanel(QWidget):
         self.train.setData(*finite_xy(its, h.K_train_bits))
         self.heldout.setData(*finite_xy(its, h.K_heldout_bits))
         unit = self.state.unit
-        rec = getattr(self.state, "recorded", None)
+        rec = self.state.recorded
         p = self.state.preset
         paper = (f" · paper: K = {p.paper_K:g}, K − L_null = {p.paper_K_minus_Lnull:g}"
                  if p is not None and p.paper_K is not None else "")
