@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     from explorer import session as sessions
     from explorer.main_window import MainWindow
     from explorer.state import Trajectory
-    from models.reverse import DiffusionModel
+    from models.model import DiffusionModel
     from models.training import Trainer
 
     load0 = os.getloadavg()

@@ -33,7 +33,7 @@ from models import inpainting as I
 from models.io import LoadedModel, load_model
 from models.paths import DATA_DIR, MODELS_DIR
 from models.presets import get_preset
-from models.reverse import DiffusionModel
+from models.model import DiffusionModel
 
 TARGETS = {"bark64": {"first_frame_s": 1.0, "total_s": 30.0}, "mnist28": {"total_s": 20.0}}
 

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
 from models.checkpoint import CheckpointError
 from models.io import save_model
 from models.paths import MODELS_DIR
-from models.reverse import DiffusionModel
+from models.model import DiffusionModel
 
 from . import session as sessions
 from .drawn import DrawnDataSet

@@ -13,7 +13,7 @@ import numpy as np
 from models.config import ModelConfig
 from models.io import LoadedModel, load_model
 from models.presets import PRESETS, Preset
-from models.reverse import DiffusionModel
+from models.model import DiffusionModel
 from models.training import TrainConfig
 
 try:  # models/data.py is written by another engineer; the app still starts without it

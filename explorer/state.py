@@ -31,7 +31,7 @@ from PySide6.QtCore import QObject, Signal
 
 from models.bound import LN2, beta1_cap_bits_per_dim, unit_divisor
 from models.kernels import ScheduleTensors
-from models.reverse import DiffusionModel
+from models.model import DiffusionModel
 
 KIND_UNITS = {"points": "bits/point", "binary": "bits/seq", "images": "bits/pixel"}
 TRAINING_STATES = ("idle", "running", "paused", "stopping")

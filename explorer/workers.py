@@ -23,7 +23,7 @@ import torch
 from PySide6.QtCore import QThread, Signal
 from superqt.utils import create_worker
 
-from models.reverse import DiffusionModel
+from models.model import DiffusionModel
 from models.sampling import forward_steps, reverse_steps
 from models.training import TrainConfig, Trainer
 

@@ -30,6 +30,6 @@ sampling                    sampling.py: ``reverse_steps`` / ``forward_steps`` y
 model files (HDF5)          checkpoint.py, io.py: ``save_model`` / ``load_model``
 """
 from .config import ModelConfig
-from .reverse import DiffusionModel, StepDistribution
+from .model import DiffusionModel, StepDistribution
 
 __all__ = ["ModelConfig", "DiffusionModel", "StepDistribution"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .reverse import DiffusionModel
+from .model import DiffusionModel
 
 LN2 = math.log(2.0)
 L_NULL_PER_DIM_BITS = -0.5 * math.log2(2 * math.pi * math.e)  # −2.0471 bits, N(0,1) on unit-variance data

@@ -44,7 +44,7 @@ from .config import ModelConfig
 from .data import DataError, DataSet, Normalization, load_file, load_preset
 from .io import LoadedModel, load_model, save_model
 from .presets import PRESETS, Preset
-from .reverse import DiffusionModel
+from .model import DiffusionModel
 from .sampling import reverse_steps
 from .training import TrainConfig, Trainer, TrainProgress, resolve_device
 

@@ -59,7 +59,7 @@ from .checkpoint import atomic_write, save_trajectory
 from .data import DataError, Normalization, load_image, numpy_rng
 from .io import LoadedModel, load_model
 from .posterior import BinomialR, Clamp, GaussianProduct, GridRegion, SmoothShift, inpaint_start, repaint_steps
-from .reverse import DiffusionModel, StepDistribution
+from .model import DiffusionModel, StepDistribution
 from .sampling import Step, reverse_steps
 
 __all__ = [

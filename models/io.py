@@ -13,7 +13,7 @@ import torch
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .config import ModelConfig
-from .reverse import DiffusionModel
+from .model import DiffusionModel
 
 SOFTWARE = "dpm-explorer 0.1.0"
 

@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Literal
 import torch
 import torch.nn.functional as F
 
-from .reverse import DiffusionModel, StepDistribution
+from .model import DiffusionModel, StepDistribution
 from .sampling import Step
 
 RSchedule = Literal["constant", "annealed"]

@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from .reverse import DiffusionModel, StepDistribution
+from .model import DiffusionModel, StepDistribution
 
 #: A posterior adjustment composed around a reverse step (see :mod:`models.posterior`):
 #: condition(k, x_t, dist) → dist, where dist is p(x^k | x^{k+1} = x_t).

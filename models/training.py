@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .bound import LN2, bound_terms, reverse_entropy_per_step, sampled_K_nats, stochastic_K_nats, unit_divisor
-from .reverse import DiffusionModel
+from .model import DiffusionModel
 from .sampling import sample
 
 Optimizer = Literal["adam", "rmsprop"]

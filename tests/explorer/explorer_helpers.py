@@ -21,7 +21,7 @@ def tiny_points_config(T: int = 8, learn_beta: bool = True):
 def tiny_session(T: int = 8, learn_beta: bool = True):
     from explorer.drawn import DrawnDataSet
     from explorer.session import Session
-    from models.reverse import DiffusionModel
+    from models.model import DiffusionModel
 
     torch.manual_seed(0)
     return Session(model=DiffusionModel(tiny_points_config(T, learn_beta)), data=DrawnDataSet(spiral_points()))

@@ -19,7 +19,7 @@ from explorer.panels.inpaint import InpaintPanel, qimage_to_array
 from models.checkpoint import load_trajectory
 from models.config import ModelConfig
 from models.io import LoadedModel
-from models.reverse import DiffusionModel
+from models.model import DiffusionModel
 
 NORM = {"mean": 0.45, "std": 0.25, "levels": 256}
 

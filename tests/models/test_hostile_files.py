@@ -40,7 +40,7 @@ from models.checkpoint import CheckpointError, load_trajectory, save_trajectory
 from models.config import ModelConfig
 from models.data import DataError
 from models.io import load_model, save_model
-from models.reverse import DiffusionModel
+from models.model import DiffusionModel
 
 ROOT = Path(__file__).resolve().parents[2]
 WATCHDOG_S = 120  # a hang in C code (HDF5, a decoder) cannot be interrupted; dump stacks and exit instead

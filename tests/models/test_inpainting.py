@@ -24,7 +24,7 @@ from models.checkpoint import load_trajectory
 from models.config import ModelConfig
 from models.data import DataError
 from models.io import LoadedModel, save_model
-from models.reverse import DiffusionModel, StepDistribution
+from models.model import DiffusionModel, StepDistribution
 
 NORM = {"mean": 0.45, "std": 0.25, "levels": 256}
 

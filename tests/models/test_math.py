@@ -21,7 +21,7 @@ from models import bound, posterior, sampling
 from models.config import ModelConfig
 from models.kernels import BinomialKernel, GaussianKernel, ScheduleTensors, gather
 from models.kernels.binomial import bernoulli_entropy
-from models.reverse import DiffusionModel, StepDistribution
+from models.model import DiffusionModel, StepDistribution
 from models.schedules import (
     Schedule,
     alpha_bar,

@@ -17,7 +17,7 @@ FORBIDDEN = ("PySide6", "PySide2", "PyQt5", "PyQt6", "shiboken6", "shiboken2", "
 
 # modules the brief names explicitly: they must exist and import cleanly
 REQUIRED = ("models", "models.schedules", "models.kernels", "models.kernels.gaussian", "models.kernels.binomial",
-            "models.networks", "models.reverse", "models.bound", "models.sampling", "models.posterior",
+            "models.networks", "models.model", "models.bound", "models.sampling", "models.posterior",
             "models.training", "models.config")
 
 _SCRIPT = textwrap.dedent(
