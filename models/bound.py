@@ -1,4 +1,4 @@
-"""The bound K on the log-likelihood (spec §2.3, App. B), its per-step terms, and AIS (spec §7).
+"""The bound K on the log-likelihood (paper §2.3, Eq. 14, App. B), its per-step terms, and AIS (Eq. 9).
 
 For one data point x^0 the exact Jensen bound, with the last reverse step fixed to the forward kernel
 (p(x^0|x^1) = q(x^1|x^0)π(x^0)/π(x^1)), is
@@ -12,18 +12,22 @@ holds exactly in expectation when E|x^0|² = D (Gaussian) or the data's mean act
 We keep the per-example terms so K is a true lower bound for any data set.
 
 All terms are nats per example. ``kl_nats[:, k]`` is the term of paper step t = k + 1; column 0 is 0.
-Units: bits = nats / ln 2; "per pixel" divides by H·W (colour channels summed), "per point" and
-"per sequence" are per example.
+Units (models/README.md, Units and the null model): bits = nats / ln 2; "per pixel" divides by H·W
+(colour channels summed), "per point" and "per sequence" are per example.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
+from .kernels.gaussian import beta1_cap_bits_per_dim
 from .model import DiffusionModel
+
+__all__ = ["LN2", "L_NULL_PER_DIM_BITS", "BoundTerms", "BoundSummary", "beta1_cap_bits_per_dim", "unit_divisor",
+           "step_kl", "stochastic_K_nats", "sampled_K_nats", "bound_terms", "evaluate_bound",
+           "ais_log_likelihood_nats", "reverse_entropy_per_step"]
 
 LN2 = math.log(2.0)
 L_NULL_PER_DIM_BITS = -0.5 * math.log2(2 * math.pi * math.e)  # −2.0471 bits, N(0,1) on unit-variance data
@@ -32,13 +36,6 @@ L_NULL_PER_DIM_BITS = -0.5 * math.log2(2 * math.pi * math.e)  # −2.0471 bits, 
 def unit_divisor(example_shape: tuple[int, ...]) -> int:
     """Divisor that turns per-example bits into the paper's unit: H·W for images [C, H, W], else 1."""
     return int(example_shape[1] * example_shape[2]) if len(example_shape) == 3 else 1
-
-
-def beta1_cap_bits_per_dim(beta) -> float:
-    """The cap of spec §2.3/§12 on K − L_null for Gaussian diffusion: ½·log2((1 − ᾱ_T)/β_1) bits per
-    dimension. ``beta``: β_t [T] (numpy or torch)."""
-    b = np.asarray(beta.detach().cpu() if isinstance(beta, torch.Tensor) else beta, dtype=np.float64)
-    return 0.5 * math.log2((1.0 - float(np.prod(1.0 - b))) / float(b[0]))
 
 
 @dataclass(frozen=True)
@@ -66,25 +63,19 @@ def step_kl(model: DiffusionModel, x0: torch.Tensor, k: torch.Tensor, s, noise: 
 
     The KL is analytic in x^k and uses frozen noise for x^{k+1}, so it is differentiable in the network
     and in a learned β (reparameterisation, §2.4.1)."""
-    kern = model.kernel
-    x_t = kern.q_sample(x0, k, s, noise)
+    x_t = model.kernel.q_sample(x0, k, s, noise)
     p = model.reverse_step(x_t, k, s)
-    if model.is_gaussian:
-        mean_q, var_q = kern.q_posterior(x0, x_t, k, s)
-        return kern.kl(mean_q, var_q, p.mean, p.var)
-    return kern.kl(kern.q_posterior(x0, x_t, k, s), p.prob)
+    return model.kernel.q_posterior(x0, x_t, k, s).kl(p)
 
 
 def _noise_like(model: DiffusionModel, x0: torch.Tensor, generator) -> torch.Tensor:
-    if model.is_gaussian:
-        return torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    return torch.rand(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    return model.kernel.noise_like(x0, generator)
 
 
 def stochastic_K_nats(model: DiffusionModel, x0: torch.Tensor, generator=None, s=None) -> torch.Tensor:
     """Unbiased one-random-t estimate of K per example [B] (nats): each example draws its own
     k ∈ {1..T−1} and its KL is weighted by T − 1 (the reference code shares one k per batch and weights
-    by T; spec §2.5)."""
+    by T; models/README.md, Evaluation protocol)."""
     s = model.schedule_tensors() if s is None else s
     T = model.T
     k = torch.randint(1, T, (x0.shape[0],), generator=generator, device=x0.device)
@@ -134,7 +125,8 @@ def bound_terms(model: DiffusionModel, x0: torch.Tensor, generator=None, s=None,
 
 @dataclass(frozen=True)
 class BoundSummary:
-    """K over a data set in the paper's units, with its standard error (spec §2.5)."""
+    """K over a data set in the paper's units, with its standard error (models/README.md, Evaluation
+    protocol)."""
 
     K_bits: float
     K_stderr_bits: float
@@ -144,7 +136,7 @@ class BoundSummary:
     n_eval: int
     unit: str
     kl_bits_per_step: list  # mean KL term per step [T], in the unit
-    cap_bits: float | None  # Gaussian β_1 cap on K − L_null (spec §2.3), in the unit
+    cap_bits: float | None  # Gaussian β_1 cap on K − L_null (models/README.md, Ceilings), in the unit
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -171,9 +163,9 @@ def evaluate_bound(model: DiffusionModel, x0: torch.Tensor, unit: str, generator
     kl_mean = (torch.stack(kls).sum(dim=0) / N / LN2 / div).cpu().tolist()
     n = K.numel()
     stderr = float(K.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
-    cap = None
-    if model.is_gaussian:
-        cap = x0[0].numel() / div * beta1_cap_bits_per_dim(s.beta)
+    cap = model.kernel.cap_bits_per_dim(s.beta)
+    if cap is not None:
+        cap = x0[0].numel() / div * cap
     return BoundSummary(K_bits=float(K.mean()), K_stderr_bits=stderr, K_minus_Lnull_bits=float((K - null).mean()),
                         L_null_bits=float(null.mean()), beta_1=float(s.beta[0]), n_eval=n, unit=unit,
                         kl_bits_per_step=kl_mean, cap_bits=cap)
@@ -181,7 +173,8 @@ def evaluate_bound(model: DiffusionModel, x0: torch.Tensor, unit: str, generator
 
 @torch.no_grad()
 def ais_log_likelihood_nats(model: DiffusionModel, x0: torch.Tensor, n_traj: int = 16, generator=None) -> torch.Tensor:
-    """The Jarzynski/AIS estimate of log p(x^0) (spec §7), nats per example [B].
+    """The Jarzynski/AIS estimate of log p(x^0) (Eq. 9; models/README.md, Evaluation protocol), nats per
+    example [B].
 
     log w = log π(x^T) + Σ_{t=1}^{T} [log p(x^{t−1}|x^t) − log q(x^t|x^{t−1})] over ``n_traj`` forward
     trajectories; log p̂ = logsumexp(log w) − log M. In expectation K ≤ AIS ≤ log p(x^0)."""
@@ -191,15 +184,10 @@ def ais_log_likelihood_nats(model: DiffusionModel, x0: torch.Tensor, n_traj: int
     x_prev = x0.repeat_interleave(n_traj, dim=0)
     log_w = torch.zeros(B * n_traj, dtype=torch.float64, device=x0.device)
     for k in range(model.T):
-        x_next = kern.q_step(x_prev, k, s, generator)
-        beta = s.beta[k].to(x0.dtype)
-        p = model.reverse_step(x_next, k, s)
-        if model.is_gaussian:
-            log_q = kern.log_prob(x_next, torch.sqrt(1 - beta) * x_prev, beta * torch.ones_like(x_prev))
-            log_p = kern.log_prob(x_prev, p.mean, p.var)
-        else:
-            log_q = kern.log_prob(x_next, kern.step_prob(x_prev, beta))
-            log_p = kern.log_prob(x_prev, p.prob)
+        q = kern.q_transition(x_prev, k, s)
+        x_next = q.sample(generator)
+        log_q = q.log_prob(x_next)
+        log_p = model.reverse_step(x_next, k, s).log_prob(x_prev)
         log_w += (log_p - log_q).to(torch.float64)
         x_prev = x_next
     log_w += kern.prior_log_prob(x_prev).to(torch.float64)
@@ -210,7 +198,7 @@ def ais_log_likelihood_nats(model: DiffusionModel, x0: torch.Tensor, n_traj: int
 @torch.no_grad()
 def reverse_entropy_per_step(model: DiffusionModel, x0: torch.Tensor, generator=None, steps=None) -> torch.Tensor:
     """The model's own reverse-step entropy per dimension at each step, nats [T] (x^t ~ q(x^t|x^0)),
-    to draw inside the entropy bounds of spec §2.4. Steps not in ``steps`` are NaN."""
+    to draw inside the entropy bounds of Eq. 24 (§2.4). Steps not in ``steps`` are NaN."""
     s = model.schedule_tensors()
     T = model.T
     out = torch.full((T,), float("nan"), dtype=torch.float64)

@@ -1,4 +1,7 @@
-"""Forward diffusion kernels (spec §2.1, §2.2). One process per file, sharing one small protocol.
+"""Forward diffusion kernels (paper §2.1 Gaussian, §2.2 binomial, Table App.1). One process per file,
+sharing one small protocol: every method that describes a distribution returns a
+:class:`~models.kernels.distributions.GaussianDist` or :class:`~models.kernels.distributions.BernoulliDist`
+(``sample``, ``log_prob``, ``entropy``, ``kl``, ``mean``), so callers need not know which kernel they hold.
 
 Every kernel function takes a :class:`ScheduleTensors` (β and ᾱ as float64 tensors, computed once per
 forward pass, so a learned schedule back-propagates through them) and a step index ``k`` with the
@@ -40,12 +43,9 @@ def gather(v: torch.Tensor, k, like: torch.Tensor) -> torch.Tensor:
     return out.reshape(out.shape + (1,) * (like.dim() - 1))
 
 
-def sum_dims(v: torch.Tensor) -> torch.Tensor:
-    """Sum every dimension but the first: per-element terms [B, *S] → per-example [B]."""
-    return v.reshape(v.shape[0], -1).sum(dim=1)
-
-
+from .distributions import BernoulliDist, Distribution, GaussianDist, sum_dims  # noqa: E402
 from .binomial import BinomialKernel  # noqa: E402
 from .gaussian import GaussianKernel  # noqa: E402
 
-__all__ = ["ScheduleTensors", "GaussianKernel", "BinomialKernel", "gather", "sum_dims"]
+__all__ = ["ScheduleTensors", "GaussianKernel", "BinomialKernel", "Distribution", "GaussianDist", "BernoulliDist",
+           "gather", "sum_dims"]

@@ -1,7 +1,7 @@
-"""Binomial diffusion for {0, 1} data (spec §2.2). Prior π = ∏_i Bernoulli(p̄).
+"""Binomial diffusion for {0, 1} data (paper §2.2, Table App.1). Prior π = ∏_i Bernoulli(p̄).
 
-A state is a float tensor of 0s and 1s, ``[B, *S]``. Distributions over a state are tensors of
-probabilities of a 1, same shape. Quantities in nats.
+A state is a float tensor of 0s and 1s, ``[B, *S]``. Distributions over a state come back as
+:class:`BernoulliDist` (each element's probability of a 1, same shape). Quantities in nats.
 """
 from __future__ import annotations
 
@@ -9,22 +9,10 @@ import math
 
 import torch
 
-from . import ScheduleTensors, gather, sum_dims as _sum_dims
+from . import ScheduleTensors, gather
+from .distributions import EPS, BernoulliDist, bernoulli_entropy, bernoulli_kl, sum_dims as _sum_dims
 
-EPS = 1e-7
-
-
-def bernoulli_entropy(p: torch.Tensor) -> torch.Tensor:
-    """H(Bernoulli(p)) elementwise, nats (0 at p ∈ {0, 1})."""
-    p = p.clamp(0.0, 1.0)
-    return -(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p))
-
-
-def bernoulli_kl(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """KL(Bern(q) ‖ Bern(p)) elementwise, nats; p is clamped away from 0 and 1."""
-    p = p.clamp(EPS, 1 - EPS)
-    q = q.clamp(0.0, 1.0)
-    return torch.xlogy(q, q) - q * torch.log(p) + torch.xlogy(1 - q, 1 - q) - (1 - q) * torch.log1p(-p)
+__all__ = ["BinomialKernel", "EPS", "bernoulli_entropy", "bernoulli_kl"]
 
 
 class BinomialKernel:
@@ -41,21 +29,29 @@ class BinomialKernel:
     def step_prob(self, x_prev: torch.Tensor, beta) -> torch.Tensor:
         return x_prev * (1 - beta) + self.p_bar * beta
 
+    def q_transition(self, x_prev: torch.Tensor, k, s: ScheduleTensors) -> BernoulliDist:
+        """q(x^{k+1} | x^k): each bit is 1 with probability x^k(1 − β_t) + p̄·β_t, t = k + 1."""
+        return BernoulliDist(self.step_prob(x_prev, gather(s.beta, k, x_prev)))
+
     def q_step(self, x_prev: torch.Tensor, k, s: ScheduleTensors, generator=None) -> torch.Tensor:
         """Sample x^{k+1} ~ q(· | x^k)."""
-        prob = self.step_prob(x_prev, gather(s.beta, k, x_prev))
-        return torch.bernoulli(prob, generator=generator)
+        return self.q_transition(x_prev, k, s).sample(generator)
 
-    def q_marginal_prob(self, x0: torch.Tensor, k, s: ScheduleTensors) -> torch.Tensor:
-        """q(x^{k+1} = 1 | x^0) = ᾱ·x^0 + (1 − ᾱ)·p̄."""
+    def q_marginal(self, x0: torch.Tensor, k, s: ScheduleTensors) -> BernoulliDist:
+        """q(x^{k+1} | x^0): each bit is 1 with probability ᾱ·x^0 + (1 − ᾱ)·p̄."""
         abar = gather(s.alpha_bar, k, x0)
-        return abar * x0 + (1 - abar) * self.p_bar
+        return BernoulliDist(abar * x0 + (1 - abar) * self.p_bar)
+
+    @staticmethod
+    def noise_like(x: torch.Tensor, generator=None) -> torch.Tensor:
+        """The noise :meth:`q_sample` takes: u ~ U(0, 1) of ``x``'s shape."""
+        return torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
     def q_sample(self, x0: torch.Tensor, k, s: ScheduleTensors, noise: torch.Tensor) -> torch.Tensor:
         """x^{k+1} with uniform noise ``noise`` ~ U(0, 1) of x0's shape: 1 where noise < marginal."""
-        return (noise < self.q_marginal_prob(x0, k, s)).to(x0.dtype)
+        return (noise < self.q_marginal(x0, k, s).prob).to(x0.dtype)
 
-    def q_posterior(self, x0: torch.Tensor, xt: torch.Tensor, k, s: ScheduleTensors) -> torch.Tensor:
+    def q_posterior(self, x0: torch.Tensor, xt: torch.Tensor, k, s: ScheduleTensors) -> BernoulliDist:
         """q(x^k = 1 | x^{k+1}, x^0) by Bayes' rule, per bit (k ≥ 1)."""
         beta = gather(s.beta, k, x0)
         abar_prev = gather(s.alpha_bar_prev, k, x0)
@@ -63,7 +59,7 @@ class BinomialKernel:
         l1 = torch.where(xt > 0.5, 1 - beta * (1 - self.p_bar), beta * (1 - self.p_bar))
         l0 = torch.where(xt > 0.5, self.p_bar * beta, 1 - self.p_bar * beta)
         num = a * l1
-        return num / (num + (1 - a) * l0)
+        return BernoulliDist(num / (num + (1 - a) * l0))
 
     # ---- prior ------------------------------------------------------------------------------
     def prior_sample(self, shape, generator=None, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -72,19 +68,15 @@ class BinomialKernel:
     def prior_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return _sum_dims(x * math.log(self.p_bar) + (1 - x) * math.log1p(-self.p_bar))
 
-    # ---- reverse-step densities ------------------------------------------------------------
-    @staticmethod
-    def log_prob(x: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
-        prob = prob.clamp(EPS, 1 - EPS)
-        return _sum_dims(x * torch.log(prob) + (1 - x) * torch.log1p(-prob))
-
-    @staticmethod
-    def kl(q_prob: torch.Tensor, p_prob: torch.Tensor) -> torch.Tensor:
-        return _sum_dims(bernoulli_kl(q_prob, p_prob))
-
-    def last_step(self, x1: torch.Tensor, s: ScheduleTensors) -> torch.Tensor:
+    # ---- the fixed last reverse step -------------------------------------------------------
+    def last_step(self, x1: torch.Tensor, s: ScheduleTensors) -> BernoulliDist:
         """p(x^0 | x^1) = q(x^1 | x^0)π(x^0)/π(x^1) = the forward kernel with β_1 (reversibility)."""
-        return self.step_prob(x1, s.beta[0].to(x1.dtype))
+        return BernoulliDist(self.step_prob(x1, s.beta[0].to(x1.dtype)))
+
+    @staticmethod
+    def cap_bits_per_dim(beta) -> float | None:
+        """No β_1 cap: a bit's entropy is bounded, so a small β_1 sets no ceiling (None)."""
+        return None
 
     # ---- bound pieces -------------------------------------------------------------------------
     def edge_terms(self, x0: torch.Tensor, s: ScheduleTensors) -> dict[str, torch.Tensor]:
@@ -128,7 +120,3 @@ class BinomialKernel:
         h_t = self._marginal_entropy(s.alpha_bar, mu0)
         lower = torch.clamp(upper + h_prev - h_t, min=0.0)
         return lower, upper
-
-    @staticmethod
-    def entropy_of(prob: torch.Tensor) -> torch.Tensor:
-        return bernoulli_entropy(prob)

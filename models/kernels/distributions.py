@@ -1,0 +1,146 @@
+"""The distributions the kernels and the reverse process hand out: one small protocol, two families.
+
+Every kernel method that describes a distribution over a state returns one of these, so callers work
+with ``dist.sample(generator)``, ``dist.log_prob(x)``, ``dist.entropy()``, ``p.kl(q)``, ``dist.mean``
+and ``dist.mode()`` without asking which kernel made it.
+
+Shapes: a distribution over a state ``[B, *S]`` holds parameters of that shape (or broadcastable to it).
+``log_prob`` and ``kl`` sum over every dimension but the first and return per-example ``[B]`` nats;
+``entropy`` is per element ``[B, *S]`` nats (callers average or sum as their unit needs).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+LOG_2PI_E = math.log(2 * math.pi * math.e)
+LOG_2PI = math.log(2 * math.pi)
+EPS = 1e-7  # Bernoulli probabilities are kept in [EPS, 1 − EPS] inside logarithms
+
+
+def sum_dims(v: torch.Tensor) -> torch.Tensor:
+    """Sum every dimension but the first: per-element terms [B, *S] → per-example [B]."""
+    return v.reshape(v.shape[0], -1).sum(dim=1)
+
+
+def bernoulli_entropy(p: torch.Tensor) -> torch.Tensor:
+    """H(Bernoulli(p)) elementwise, nats (0 at p ∈ {0, 1})."""
+    p = p.clamp(0.0, 1.0)
+    return -(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p))
+
+
+def bernoulli_kl(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """KL(Bern(q) ‖ Bern(p)) elementwise, nats; p is clamped away from 0 and 1."""
+    p = p.clamp(EPS, 1 - EPS)
+    q = q.clamp(0.0, 1.0)
+    return torch.xlogy(q, q) - q * torch.log(p) + torch.xlogy(1 - q, 1 - q) - (1 - q) * torch.log1p(-p)
+
+
+class Distribution:
+    """The protocol shared by :class:`GaussianDist` and :class:`BernoulliDist`.
+
+    ``sample(generator)`` → x [B, *S]; ``log_prob(x)`` → [B] nats; ``entropy()`` → [B, *S] nats;
+    ``kl(other)`` → KL(self ‖ other) [B] nats (same family); ``mean`` → E[x] [B, *S];
+    ``mode()`` → the most probable state [B, *S]; ``pin(known, y)`` → the same distribution with the
+    elements where ``known`` is true fixed at ``y`` (a point mass there).
+    """
+
+    is_gaussian: bool = False
+
+    def __new__(cls, *args, mean=None, var=None, prob=None, **kw):
+        # Distribution(mean=..., var=...) / Distribution(prob=...) builds the matching family, for code
+        # that receives the parameters without the kernel's name
+        if cls is Distribution:
+            if prob is not None:
+                return BernoulliDist(prob)
+            return GaussianDist(mean, var)
+        return object.__new__(cls)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def entropy(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def kl(self, other: "Distribution") -> torch.Tensor:
+        raise NotImplementedError
+
+    def mode(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def pin(self, known: torch.Tensor, y: torch.Tensor) -> "Distribution":
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class GaussianDist(Distribution):
+    """N(mean, diag var). ``mean`` [B, *S]; ``var`` broadcastable to it (positive)."""
+
+    mean: torch.Tensor
+    var: torch.Tensor
+
+    is_gaussian = True
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean + torch.sqrt(self.var) * noise
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log N(x; mean, diag var) summed over dims [B] (nats)."""
+        return sum_dims(-0.5 * (LOG_2PI + torch.log(self.var) + (x - self.mean) ** 2 / self.var))
+
+    def entropy(self) -> torch.Tensor:
+        """Differential entropy per element, ½ log(2πe·var) (nats)."""
+        return 0.5 * (LOG_2PI_E + torch.log(self.var))
+
+    def kl(self, other: "GaussianDist") -> torch.Tensor:
+        """KL(self ‖ other) summed over dims [B] (nats)."""
+        mq, vq, mp, vp = self.mean, self.var, other.mean, other.var
+        return sum_dims(0.5 * (torch.log(vp) - torch.log(vq) + (vq + (mq - mp) ** 2) / vp - 1))
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def pin(self, known: torch.Tensor, y: torch.Tensor) -> "GaussianDist":
+        """Mean ``y`` and variance 0 (a point mass: samples equal ``y``) where ``known``; unchanged elsewhere.
+        (A pinned distribution is for sampling; its log_prob is not finite.)"""
+        mean = torch.where(known, y.to(self.mean.dtype), self.mean)
+        return GaussianDist(mean, torch.where(known, torch.zeros_like(self.var), self.var))
+
+
+@dataclass(frozen=True)
+class BernoulliDist(Distribution):
+    """Independent bits: ``prob`` [B, *S] is each element's probability of a 1."""
+
+    prob: torch.Tensor
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.prob
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.bernoulli(self.prob, generator=generator)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Σ_i log Bern(x_i; prob_i) [B] (nats); prob clamped to [EPS, 1 − EPS]."""
+        prob = self.prob.clamp(EPS, 1 - EPS)
+        return sum_dims(x * torch.log(prob) + (1 - x) * torch.log1p(-prob))
+
+    def entropy(self) -> torch.Tensor:
+        return bernoulli_entropy(self.prob)
+
+    def kl(self, other: "BernoulliDist") -> torch.Tensor:
+        """KL(self ‖ other) summed over bits [B] (nats)."""
+        return sum_dims(bernoulli_kl(self.prob, other.prob))
+
+    def mode(self) -> torch.Tensor:
+        return (self.prob > 0.5).to(self.prob.dtype)
+
+    def pin(self, known: torch.Tensor, y: torch.Tensor) -> "BernoulliDist":
+        """Probability ``y`` (0 or 1) where ``known``; unchanged elsewhere."""
+        return BernoulliDist(torch.where(known, y.to(self.prob.dtype), self.prob))
