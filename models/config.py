@@ -1,14 +1,34 @@
-"""Model configuration: one frozen dataclass, JSON round-trippable, validated with clear errors."""
+"""Model configuration (one frozen dataclass, JSON round-trippable, validated with clear errors) and the
+package's vocabularies, each spelled once here: data kinds and their units, kernels, architectures,
+readouts, reverse parameterisations and conditioning methods. Other modules import them from here.
+"""
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal
+
+#: What a data set holds (models/README.md, Presets and data sets): 2-D/N-D points, {0, 1} sequences, images.
+Kind = Literal["points", "binary", "images"]
+KINDS: tuple[str, ...] = ("points", "binary", "images")
+#: The unit K is reported in, per kind (models/README.md, Units and the null model). "bits/pixel" is per
+#: (RGB) pixel: colour channels summed, divided by H·W.
+UNITS: dict[str, str] = {"points": "bits/point", "binary": "bits/seq", "images": "bits/pixel"}
 
 KERNELS = ("gaussian", "binomial")
-ARCHS = ("mlp", "rbf", "conv")
+ARCHS = ("mlp", "rbf", "conv", "unet")
+#: Fully convolutional image nets: a model trained on patches runs on images of any size.
+CONV_ARCHS = ("conv", "unet")
 READOUTS = ("bump", "per_step")
+#: Reverse parameterisations (models/README.md, Parameterisations) and the ones each kernel accepts.
 PARAMS = ("paper", "code", "residual", "posterior")
+KERNEL_PARAMS: dict[str, tuple[str, ...]] = {"gaussian": ("paper", "code", "posterior"),
+                                             "binomial": ("paper", "residual", "posterior")}
+#: Ways to condition the reverse chain on known coordinates, and on a painted region of a 2-D model
+#: (models/README.md, Conditioning (p·r)).
+Method = Literal["clamp", "annealed", "repaint", "smc"]
+METHODS: tuple[str, ...] = ("clamp", "annealed", "repaint", "smc")
+REGION_METHODS: tuple[str, ...] = ("shift", "smc")
 
 
 @dataclass(frozen=True)
@@ -23,7 +43,7 @@ class ModelConfig:
     "code" (the reference code's), or for binomial "paper" (f_b = σ(z)) or "residual"
     (f_b = σ(z + logit of the forward kernel's flip probability)); for either kernel "posterior" (the
     forward posterior q(x^{t−1} | x^t, x̂^0) at the network's estimate of x^0, see
-    :meth:`DiffusionModel._posterior_step`).
+    :data:`models.model.PARAMETERISATIONS`).
     """
 
     kernel: str = "gaussian"
@@ -61,20 +81,17 @@ class ModelConfig:
             raise ValueError(f"param must be one of {PARAMS}, got {self.param!r}")
         if not isinstance(self.T, int) or self.T < 2:
             raise ValueError(f"T must be an integer >= 2, got {self.T!r}")
-        if self.arch == "conv" and len(self.example_shape) != 3:
-            raise ValueError("arch 'conv' needs example_shape (C, H, W)")
+        if self.arch in CONV_ARCHS and len(self.example_shape) != 3:
+            raise ValueError(f"arch {self.arch!r} needs example_shape (C, H, W)")
         if self.arch in ("mlp", "rbf") and len(self.example_shape) != 1:
             raise ValueError(f"arch {self.arch!r} needs example_shape (D,)")
         if self.kernel == "binomial" and self.learn_beta:
             raise ValueError("the binomial schedule is fixed (β_t = 1/(T − t + 1)); learn_beta must be False")
         if self.beta_1 is not None and not 0 < self.beta_1 < 1:
             raise ValueError(f"beta_1 must lie in (0, 1), got {self.beta_1}")
-        if self.param == "code" and self.kernel != "gaussian":
-            raise ValueError("param 'code' is the reference code's Gaussian parameterisation; use 'paper', "
-                             "'residual' or 'posterior' with the binomial kernel")
-        if self.param == "residual" and self.kernel != "binomial":
-            raise ValueError("param 'residual' is for the binomial kernel; use 'paper', 'code' or 'posterior' "
-                             "with the Gaussian kernel")
+        if self.param not in KERNEL_PARAMS[self.kernel]:
+            raise ValueError(f"param {self.param!r} is not for the {self.kernel} kernel; use one of "
+                             f"{KERNEL_PARAMS[self.kernel]}")
         if self.skip and self.arch != "mlp":
             raise ValueError(f"skip is for arch 'mlp' only, got arch {self.arch!r}")
         if not (self.skip >= 0 and self.skip == self.skip):
@@ -100,6 +117,11 @@ class ModelConfig:
 
     def replace(self, **changes) -> "ModelConfig":
         return replace(self, **changes)
+
+    @property
+    def fully_convolutional(self) -> bool:
+        """True for the image nets (:data:`CONV_ARCHS`), which run on any image size."""
+        return self.arch in CONV_ARCHS
 
     @property
     def D(self) -> int:
