@@ -198,7 +198,7 @@ def ais_log_likelihood_nats(model: DiffusionModel, x0: torch.Tensor, n_traj: int
 @torch.no_grad()
 def reverse_entropy_per_step(model: DiffusionModel, x0: torch.Tensor, generator=None, steps=None) -> torch.Tensor:
     """The model's own reverse-step entropy per dimension at each step, nats [T] (x^t ~ q(x^t|x^0)),
-    to draw inside the entropy bounds of Eq. 24 (§2.4). Steps not in ``steps`` are NaN."""
+    to draw inside the entropy bounds of Eq. 24. Steps not in ``steps`` are NaN."""
     s = model.schedule_tensors()
     T = model.T
     out = torch.full((T,), float("nan"), dtype=torch.float64)

@@ -1,10 +1,8 @@
-"""The reverse process p(x^{t−1} | x^t): kernel + schedule + network (paper §2.1, §2.2, §4.3, App. D.2.1).
+"""The reverse process p(x^{t−1} | x^t): kernel + schedule + network (paper §2.2, App. D.2.1).
 
-:class:`DiffusionModel` is the one object the rest of the package passes around. Time-index rule
-(models/README.md, Time-index rule): ``reverse_step(x, k)`` takes x^{k+1} and returns the distribution
-of x^k, i.e. it reverses the paper's forward step t = k + 1, uses β_t = ``beta[k]`` and evaluates the
-network at index ``k``. ``k = 0`` is the fixed last step p(x^0 | x^1) (App. B edge effect); the network
-is used for k = 1 .. T−1.
+:class:`DiffusionModel` is the one object the rest of the package passes around. By the time-index rule
+(models/__init__.py), ``reverse_step(x, k)`` takes x^{k+1} and returns p(x^k | x^{k+1}); ``k = 0`` is the
+fixed last step p(x^0 | x^1) (App. B), the network serves k = 1 … T − 1.
 
 Each reverse parameterisation (models/README.md, Parameterisations) is one small function below, looked
 up in :data:`PARAMETERISATIONS` by (kernel, param).
@@ -96,7 +94,7 @@ class DiffusionModel(nn.Module):
 # ---- reverse parameterisations: f(model, x^{k+1} [B, *S], k [B] ≥ 1, s) → p(x^k | x^{k+1}) -----------------
 
 def _gaussian_paper(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s: ScheduleTensors) -> GaussianDist:
-    """§4.3: Σ = σ(z^Σ + logit β_t), μ = (x^t − z^μ)(1 − Σ) + z^μ."""
+    """App. D.2.1: Σ = σ(z^Σ + logit β_t), μ = (x^t − z^μ)(1 − Σ) + z^μ."""
     z = m.net(x_t, k)  # [B, 2, *S]
     beta = gather(s.beta, k, x_t)
     logit_beta = torch.log(beta) - torch.log1p(-beta)
@@ -120,7 +118,7 @@ def _gaussian_posterior(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s
 
     z^μ predicts the noise ε in x^{k+1} = √ᾱ·x^0 + √(1 − ᾱ)·ε, so μ = (x^{k+1} − β/√(1 − ᾱ)·ε̂)/√(1 − β)
     (= μ̃ at x̂^0), and the variance is interpolated in log space between the two entropy bounds of
-    §2.4, Σ = β̃^{1−v}·β^v with v = σ(z^Σ): the model's reverse entropy always lies between Eq. 24's
+    Eq. 24, Σ = β̃^{1−v}·β^v with v = σ(z^Σ): the model's reverse entropy always lies between Eq. 24's
     bounds."""
     z = m.net(x_t, k)
     one_m_abar = 1 - s.alpha_bar
@@ -135,7 +133,7 @@ def _gaussian_posterior(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s
 
 
 def _binomial_paper(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s: ScheduleTensors) -> BernoulliDist:
-    """§4.3 / Table App.1: f_b = σ(z)."""
+    """Table App.1: f_b = σ(z)."""
     return BernoulliDist(torch.sigmoid(m.net(x_t, k)[:, 0]))
 
 

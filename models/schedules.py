@@ -1,8 +1,7 @@
-"""Diffusion-rate schedules β_t (spec §3).
+"""Diffusion-rate schedules β_t (paper §2.4.1; models/README.md, Schedules).
 
-Time-index rule (used everywhere in this package): a schedule is an array ``beta`` of shape ``[T]``
-where Python index ``k = 0 .. T-1`` is the paper's forward step ``t = k + 1``; so ``beta[0]`` is β_1
-and ``alpha_bar[k]`` is ᾱ_{k+1} = ∏_{s ≤ k+1} (1 − β_s).
+A schedule is an array ``beta`` of shape ``[T]`` indexed by the package's time-index rule (models/__init__.py):
+``beta[k]`` is β_{k+1}.
 
 Schedules are float64 (numpy for named schedules, torch for the learned one) and cast once, where used.
 """
@@ -33,7 +32,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def reference_betas(T: int, beta_1: float | None = None, step1_beta: float = 0.001) -> np.ndarray:
-    """The reference code's ``generate_beta_arr`` (spec §3): baseline 1/linspace(T, 2, T).
+    """The reference code's ``generate_beta_arr`` (models/README.md, Schedules): baseline 1/linspace(T, 2, T).
 
     β_k = 1e-6 + σ(logit(baseline_k))·(1 − 1e-6 − 1e-5), plus ``step1_beta`` on β_1. If ``beta_1`` is
     given, β_1 is set to it instead. Returns float64 [T]; β_1 ≈ 0.002 and β_T ≈ 0.5 at T = 1000.
@@ -103,7 +102,7 @@ def alpha_bar(beta: np.ndarray | torch.Tensor):
 
 
 def bump_basis(T: int, J: int = 10) -> np.ndarray:
-    """Normalised Gaussian bump functions g_j(t) (spec §4.3, reference-code form). float64 [T, J].
+    """Normalised Gaussian bump functions g_j(t) (App. D.2.1, in the reference code's form). float64 [T, J].
 
     Time axis linspace(−1, 1, T); J centres at linspace(−1, 1, J); width = half the centre spacing
     (the paper says "the spacing"; the code uses half); each row sums to 1.
@@ -123,7 +122,7 @@ def bump_basis(T: int, J: int = 10) -> np.ndarray:
 
 
 class Schedule(nn.Module):
-    """β_t as a module: fixed, or learned as in the paper (§2.4.1, spec §3).
+    """β_t as a module: fixed, or learned as in the paper (§2.4.1; models/README.md, Schedules).
 
     Learned: logit β_t = logit(base_t) + Σ_j c_j g_j(t) for t ≥ 2, with bump-basis coefficients ``c``
     (float64, initialised to 0 so training starts on ``base``); β_1 stays fixed. A learned β_t (t ≥ 2)

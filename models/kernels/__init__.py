@@ -1,12 +1,11 @@
-"""Forward diffusion kernels (paper §2.1 Gaussian, §2.2 binomial, Table App.1). One process per file,
+"""Forward diffusion kernels (paper §2.1, Table App.1). One process per file,
 sharing one small protocol: every method that describes a distribution returns a
 :class:`~models.kernels.distributions.GaussianDist` or :class:`~models.kernels.distributions.BernoulliDist`
 (``sample``, ``log_prob``, ``entropy``, ``kl``, ``mean``), so callers need not know which kernel they hold.
 
 Every kernel function takes a :class:`ScheduleTensors` (β and ᾱ as float64 tensors, computed once per
-forward pass, so a learned schedule back-propagates through them) and a step index ``k`` with the
-package's time-index rule: ``k = t − 1``, so ``k = 0`` is the paper's first forward step.
-``k`` is a LongTensor ``[B]`` (one step per example) or an int.
+forward pass, so a learned schedule back-propagates through them) and a step index ``k`` by the package's
+time-index rule (models/__init__.py), an int or a LongTensor ``[B]`` (one step per example).
 """
 from __future__ import annotations
 

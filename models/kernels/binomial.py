@@ -1,4 +1,4 @@
-"""Binomial diffusion for {0, 1} data (paper §2.2, Table App.1). Prior π = ∏_i Bernoulli(p̄).
+"""Binomial diffusion for {0, 1} data (paper §2.1, Table App.1, App. D.1.2). Prior π = ∏_i Bernoulli(p̄).
 
 A state is a float tensor of 0s and 1s, ``[B, *S]``. Distributions over a state come back as
 :class:`BernoulliDist` (each element's probability of a 1, same shape). Quantities in nats.

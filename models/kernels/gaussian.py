@@ -1,4 +1,4 @@
-"""Gaussian diffusion (paper §2.1, §2.3, §2.4; Table App.1). Prior π = N(0, I).
+"""Gaussian diffusion (paper §2.1, Table App.1; entropies: Eq. 24, App. A). Prior π = N(0, I).
 
 Shapes: ``x`` is ``[B, *S]`` (S the example shape, D = prod(S)); per-example quantities ``[B]``;
 per-step arrays ``[T]``. Entropies and KLs are in nats. Distributions come back as :class:`GaussianDist`.
@@ -102,7 +102,7 @@ class GaussianKernel:
         log_prior = -0.5 * (D * LOG_2PI + sq)
         return {"prior_kl": prior_kl, "h_x1_given_x0": h1, "edge": edge, "log_prior_x0": log_prior}
 
-    # ---- entropies (§2.3, §2.4), per dimension, nats [T] --------------------------------------
+    # ---- entropies (Eq. 24, App. A), per dimension, nats [T] ----------------------------------
     def conditional_entropy(self, s: ScheduleTensors, x0: torch.Tensor | None = None) -> torch.Tensor:
         """H_q(X^t | X^0) per dimension = ½ log(2πe(1 − ᾱ_t)). [T]"""
         return 0.5 * (LOG_2PI_E + torch.log(1 - s.alpha_bar))
