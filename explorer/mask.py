@@ -3,7 +3,7 @@ pyqtgraph :class:`MaskCanvas` that shows an image with the mask overlaid and tur
 model edits (ux.md item 7: forgiving mask tools).
 
 Convention: ``MaskModel.fill`` is bool ``[H, W]``, True = painted = to fill (unknown). ``known`` is its
-complement, the convention of :mod:`models.inpainting` and of mask files (white = known).
+complement, the convention of the library's image helpers and of mask files (white = known).
 
 Coordinates: x is the column, y the row, in pixel units with pixel (r, c) covering [c, c+1)×[r, r+1)
 (its centre at (c + ½, r + ½)), which is how pyqtgraph's ImageItem places pixels.
@@ -367,15 +367,20 @@ class MaskModel:
     def load(self, path) -> None:
         """Load a mask PNG (white = known), resized to this mask's shape; one undoable action.
         Raises DataError naming the file; the current mask is kept on error."""
-        from models.inpainting import read_mask
-
-        known = read_mask(path, self.shape)
+        known = _images().read_mask(path, self.shape)
         self.set_known(known, "load")
 
     def save(self, path) -> None:
-        from models.inpainting import write_mask
+        _images().write_mask(path, self.known)
 
-        write_mask(path, self.known)
+
+def _images():
+    """The library module with read_mask / write_mask (models.images, or models.inpainting before the split)."""
+    try:
+        from models import images
+    except ImportError:  # pragma: no cover
+        from models import inpainting as images
+    return images
 
 
 def default_fill(shape_hw: tuple[int, int]) -> np.ndarray:
@@ -394,7 +399,8 @@ def default_fill(shape_hw: tuple[int, int]) -> np.ndarray:
 import pyqtgraph as pg  # noqa: E402
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal  # noqa: E402
 from PySide6.QtGui import QColor, QKeySequence, QPen  # noqa: E402
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsRectItem  # noqa: E402
+from PySide6.QtWidgets import (QButtonGroup, QGraphicsEllipseItem, QGraphicsRectItem, QGridLayout,  # noqa: E402
+                               QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolButton, QWidget)
 
 OVERLAY_RGBA = (255, 60, 160, 140)  # to-fill pixels: semi-transparent magenta
 
@@ -677,3 +683,90 @@ class MaskCanvas(pg.GraphicsView):
         out = fn()
         self.historyChanged.emit()
         return bool(out) if out is not None else True
+
+
+class MaskTools(QWidget):
+    """The mask tools in a narrow grid (for a side column): tool buttons, brush size, undo/redo/clear/
+    invert and, with ``files``, load/save a mask PNG. ``load_requested`` / ``save_requested`` fire for
+    the file buttons (the owner shows the dialogs and reports errors)."""
+
+    load_requested = Signal()
+    save_requested = Signal()
+
+    def __init__(self, canvas: MaskCanvas, files: bool = True, parent=None):
+        super().__init__(parent)
+        self.canvas = canvas
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(2)
+        grid.setVerticalSpacing(2)
+        self.buttons: dict[str, QToolButton] = {}
+        group = QButtonGroup(self)
+        group.setExclusive(True)
+        for col, (tool, text, key, tip) in enumerate((
+                ("brush", "Brush", "B", "paint the region to fill"),
+                ("eraser", "Eraser", "E", "mark pixels as known again"),
+                ("rectangle", "Rect", "R", "drag a rectangle"),
+                ("fill", "Fill", "F", "flood-fill a region"))):
+            b = self._button(text, f"{tip} ({key}; the right button does the opposite)")
+            b.setCheckable(True)
+            b.clicked.connect(lambda _=False, t=tool: canvas.set_tool(t))
+            group.addButton(b)
+            grid.addWidget(b, 0, col)
+            self.buttons[tool] = b
+        self.buttons[canvas.tool].setChecked(True)
+        canvas.toolChanged.connect(lambda t: self.buttons[t].setChecked(True))
+        self.size_slider = QSlider(Qt.Orientation.Horizontal)
+        self.size_slider.setRange(MIN_BRUSH, 128)
+        self.size_slider.setToolTip("brush size in pixels ([ and ])")
+        self.size_slider.valueChanged.connect(lambda v: setattr(canvas.model, "brush_size", v))
+        self.size_label = QLabel()
+        self.size_label.setMinimumWidth(44)
+        size_row = QHBoxLayout()
+        size_row.setContentsMargins(0, 0, 0, 0)
+        size_row.addWidget(QLabel("size"))
+        size_row.addWidget(self.size_slider, 1)
+        size_row.addWidget(self.size_label)
+        grid.addLayout(size_row, 1, 0, 1, 4)
+        canvas.brushSizeChanged.connect(self._on_size)
+        self._on_size(canvas.model.brush_size)
+        for col, (action, text, tip) in enumerate((("undo", "Undo", "undo the last stroke (Ctrl+Z)"),
+                                                  ("redo", "Redo", "redo (Ctrl+Shift+Z)"),
+                                                  ("clear", "Clear", "nothing to fill (Delete)"),
+                                                  ("invert", "Invert", "swap known and to-fill (X)"))):
+            b = self._button(text, tip)
+            b.clicked.connect(lambda _=False, a=action: canvas.do(a))
+            grid.addWidget(b, 2, col)
+            self.buttons[action] = b
+        if files:
+            lm = self._button("Load mask…", "a PNG: white = known, black = to fill")
+            sm = self._button("Save mask…", "as a PNG: white = known, black = to fill")
+            lm.clicked.connect(self.load_requested)
+            sm.clicked.connect(self.save_requested)
+            grid.addWidget(lm, 3, 0, 1, 2)
+            grid.addWidget(sm, 3, 2, 1, 2)
+            self.buttons["load"], self.buttons["save"] = lm, sm
+        canvas.historyChanged.connect(self._on_history)
+        canvas.maskChanged.connect(self._on_history)
+        self._on_history()
+
+    @staticmethod
+    def _button(text: str, tip: str) -> QToolButton:
+        b = QToolButton()
+        b.setText(text)
+        b.setToolTip(tip)
+        b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        b.setMinimumWidth(10)
+        return b
+
+    def _on_size(self, d: float) -> None:
+        self.size_slider.blockSignals(True)
+        self.size_slider.setValue(int(round(min(d, self.size_slider.maximum()))))
+        self.size_slider.blockSignals(False)
+        self.size_label.setText(f"{d:.0f} px")
+
+    def _on_history(self) -> None:
+        m = self.canvas.model
+        self.buttons["undo"].setEnabled(m.can_undo)
+        self.buttons["redo"].setEnabled(m.can_redo)
+        self._on_size(m.brush_size)

@@ -1,0 +1,671 @@
+"""The inpainting panel: posterior sampling p̃(x^0) ∝ p(x^0)·r(x^0) on the current model (paper §2.5,
+App. C) — inpainting and denoising for image models, a painted region or a Gaussian r on the plane for
+2-D models, fixed bits for binary models.
+
+Layout: a side column of controls (the page's own, then samples, Run/Cancel, progress, export) and the
+page's views, with a step slider that scrubs the conditioned trajectory and, for SMC, the effective
+sample size over t. The panel reads the :class:`~explorer.state.AppState` (model, data, norm), reports
+through ``state.post`` and resets with the model (:meth:`InpaintPanel.reset_for_model`). Runs go through
+a worker thread that iterates :func:`request.stream`; the form → library call mapping is Qt-free
+(:mod:`.request`).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QMimeData, QSize, Qt
+from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+                               QScrollArea, QSizePolicy, QSlider, QSpinBox, QStackedWidget, QToolButton, QVBoxLayout,
+                               QWidget)
+from superqt.utils import create_worker
+
+from . import request as R
+from .bits_page import BitsPage
+from .image_page import ImagePage
+from .plane_page import PlanePage
+
+SIDE_WIDTH = 262  # the side column's width (px)
+PAGE_INDEX = {"image": 1, "plane": 2, "bits": 3}
+
+
+def qimage_to_array(image: QImage) -> np.ndarray:
+    """A QImage → uint8 [H, W, 3] (alpha dropped)."""
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
+    w, h, bpl = image.width(), image.height(), image.bytesPerLine()
+    buf = np.frombuffer(image.constBits(), dtype=np.uint8, count=h * bpl).reshape(h, bpl)
+    return buf[:, : w * 3].reshape(h, w, 3).copy()
+
+
+def _files():
+    """(save_trajectory, atomic_write) from the library's file module."""
+    try:
+        from models.files import atomic_write, save_trajectory
+    except ImportError:  # pragma: no cover - before models/files/
+        from models.files import atomic_write, save_trajectory
+    return save_trajectory, atomic_write
+
+
+def _copy(model):
+    from ...workers import copy_model
+
+    return copy_model(model)
+
+
+class InpaintPanel(QWidget):
+    """Posterior sampling on the state's model (see the module docstring)."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - the views take what they are given
+        return QSize(900, 600)
+
+    def __init__(self, state, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.setAcceptDrops(True)
+        self.page: str | None = None
+        self.model = None  # a copy of the state's model, taken when it was last reset (training owns the live one)
+        self.norm: dict = {}
+        self.run_state: R.Run | None = None
+        self._worker = None
+        self._done_event = self._stop_event = threading.Event()
+        self._run_started = 0.0
+        self._follow = True
+        self._build()
+        for seq, fn in ((QKeySequence.StandardKey.Paste, self.paste),
+                        (QKeySequence.StandardKey.Undo, lambda: self._canvas_do("undo")),
+                        (QKeySequence("Ctrl+Shift+Z"), lambda: self._canvas_do("redo")),
+                        (QKeySequence.StandardKey.Redo, lambda: self._canvas_do("redo")),
+                        (QKeySequence("Ctrl+Return"), self.run)):
+            sc = QShortcut(QKeySequence(seq), self)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(fn)
+        state.session_changed.connect(self.reset_for_model)
+        state.schedule_changed.connect(self._on_schedule)
+        state.trajectory_changed.connect(self._on_trajectory)
+        app = QGuiApplication.instance()
+        if app is not None:  # never leave a sampling thread running at exit
+            app.aboutToQuit.connect(lambda: self.cancel(wait=True))
+        self.reset_for_model()
+
+    # =========================================================================================
+    # building
+    def _build(self) -> None:
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(2, 2, 2, 2)
+        outer.setSpacing(6)
+        outer.addWidget(self._build_side())
+        central = QWidget()
+        cl = QVBoxLayout(central)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.setSpacing(2)
+        self.pages = QStackedWidget()
+        self.empty_label = QLabel("Open or train a model to sample its posteriors here: inpainting and denoising "
+                                  "(images), a region on the plane (2-D points), fixed bits (binary).")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setMinimumWidth(10)
+        self.image_page, self.plane_page, self.bits_page = ImagePage(), PlanePage(), BitsPage()
+        self.pages.addWidget(self.empty_label)
+        for p in (self.image_page, self.plane_page, self.bits_page):
+            self.pages.addWidget(p)
+            self.page_controls.addWidget(p.controls)
+            p.message.connect(self.state.post)
+            p.changed.connect(self._on_form_changed)
+        self.image_page.open_btn.clicked.connect(self._open_dialog)
+        self.image_page.paste_btn.clicked.connect(self.paste)
+        self.image_page.tools.load_requested.connect(self._load_mask_dialog)
+        self.image_page.tools.save_requested.connect(self._save_mask_dialog)
+        cl.addWidget(self.pages, 1)
+        self.ess_plot = pg.PlotWidget(background="#202124")
+        self.ess_plot.setObjectName("inpaint_ess")
+        self.ess_plot.setFixedHeight(96)
+        self.ess_plot.setMinimumWidth(80)
+        self.ess_plot.setLabel("bottom", "t")
+        self.ess_plot.setLabel("left", "ESS")
+        self.ess_plot.setYRange(0, 1.05, padding=0)
+        self.ess_plot.setMouseEnabled(y=False)
+        self.ess_plot.setTitle("SMC: effective sample size per step (fraction of the particles)", size="9pt")
+        self.ess_plot.invertX(True)  # the chain runs from t = T (left) to t = 0 (right), like the slider
+        self.ess_curve = self.ess_plot.plot([], [], pen=pg.mkPen(90, 200, 255, width=1.5))
+        self.ess_cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen(255, 200, 40, style=Qt.PenStyle.DashLine))
+        self.ess_plot.addItem(self.ess_cursor)
+        self.ess_plot.hide()
+        cl.addWidget(self.ess_plot)
+        row = QHBoxLayout()
+        row.setSpacing(4)
+        self.time_slider = QSlider(Qt.Orientation.Horizontal)
+        self.time_slider.setObjectName("inpaint_time_slider")
+        self.time_slider.setRange(0, 0)
+        self.time_slider.setEnabled(False)
+        self.time_slider.setMinimumWidth(60)
+        self.time_slider.setToolTip("scrub the conditioned trajectory (left: x^T, right: x^0)")
+        self.time_slider.valueChanged.connect(self._on_slider)
+        self.time_label = QLabel("no run yet")
+        self.time_label.setMinimumWidth(150)
+        row.addWidget(QLabel("step"))
+        row.addWidget(self.time_slider, 1)
+        row.addWidget(self.time_label)
+        cl.addLayout(row)
+        outer.addWidget(central, 1)
+
+    def _build_side(self) -> QWidget:
+        side = QWidget()
+        v = QVBoxLayout(side)
+        v.setContentsMargins(0, 0, 4, 0)
+        v.setSpacing(4)
+        self.page_controls = QStackedWidget()
+        self.page_controls.addWidget(QWidget())
+        v.addWidget(self.page_controls)
+        line = QFrame()
+        line.setFrameShape(QFrame.Shape.HLine)
+        line.setFrameShadow(QFrame.Shadow.Sunken)
+        v.addWidget(line)
+        f = QFormLayout()
+        f.setContentsMargins(0, 0, 0, 0)
+        f.setVerticalSpacing(3)
+        self.samples_spin = QSpinBox()
+        self.samples_spin.setObjectName("inpaint_samples")
+        self.samples_spin.setRange(1, 10000)
+        self.samples_spin.setToolTip("independent samples of the posterior")
+        self.particles_spin = QSpinBox()
+        self.particles_spin.setObjectName("inpaint_particles")
+        self.particles_spin.setRange(1, 100000)
+        self.particles_spin.setToolTip("SMC particles per sample: the posterior is exact as they grow;\n"
+                                       "time and memory grow in proportion")
+        srow = QHBoxLayout()
+        srow.setContentsMargins(0, 0, 0, 0)
+        srow.addWidget(self.samples_spin, 1)
+        self.particles_label = QLabel("× particles")
+        srow.addWidget(self.particles_label)
+        srow.addWidget(self.particles_spin, 1)
+        f.addRow("Samples", srow)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setObjectName("inpaint_seed")
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.valueChanged.connect(lambda v: self.image_page.refresh_observation(seed=v))
+        dice = QToolButton()
+        dice.setText("⚄")
+        dice.setToolTip("a random seed")
+        dice.clicked.connect(lambda: self.seed_spin.setValue(int(np.random.default_rng().integers(0, 2**31 - 1))))
+        drow = QHBoxLayout()
+        drow.setContentsMargins(0, 0, 0, 0)
+        drow.addWidget(self.seed_spin, 1)
+        drow.addWidget(dice)
+        f.addRow("Seed", drow)
+        v.addLayout(f)
+        brow = QHBoxLayout()
+        self.run_btn = QPushButton("Run")
+        self.run_btn.setObjectName("inpaint_run")
+        self.run_btn.setToolTip("sample the conditioned chain (Ctrl+Return)")
+        self.run_btn.clicked.connect(self.run)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setObjectName("inpaint_cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(lambda: self.cancel())
+        brow.addWidget(self.run_btn)
+        brow.addWidget(self.cancel_btn)
+        v.addLayout(brow)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setMaximumHeight(16)
+        v.addWidget(self.progress)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        self.status_label.setMinimumWidth(10)
+        v.addWidget(self.status_label)
+        erow = QHBoxLayout()
+        self.save_png_btn = QPushButton("Save result…")
+        self.save_png_btn.setToolTip("the step shown: images as PNG (samples side by side); points or bits as .npy or PNG")
+        self.save_png_btn.clicked.connect(self._save_png_dialog)
+        self.save_traj_btn = QPushButton("Trajectory…")
+        self.save_traj_btn.setToolTip("every kept state x^t of the conditioned chain (HDF5, normalised units)")
+        self.save_traj_btn.clicked.connect(self._save_traj_dialog)
+        for b in (self.save_png_btn, self.save_traj_btn):
+            b.setEnabled(False)
+            b.setMinimumWidth(10)
+            erow.addWidget(b)
+        v.addLayout(erow)
+        v.addStretch(1)
+        scroll = QScrollArea()  # only for very short windows: the column fits 800 px tall screens
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(side)
+        scroll.setFixedWidth(SIDE_WIDTH)
+        scroll.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
+        self.side = scroll
+        return scroll
+
+    # =========================================================================================
+    # the model
+    def reset_for_model(self, model=None) -> None:
+        """The state's model changed (new session): cancel any run, forget the image, mask, region, bits
+        and results, and put the page's defaults back (sample count, particles, method). ``model``: a
+        copy of the state's model to use (default: the panel copies ``state.model`` itself when
+        training is idle)."""
+        self._drop_run()
+        s = self.state
+        if model is None and s.model is not None and s.training == "idle":
+            model = _copy(s.model)
+        self.model = model
+        self.norm = dict(s.norm or {})
+        page = None if model is None else R.page_for(s.kind, model.config.example_shape)
+        self.page = page
+        self.pages.setCurrentIndex(PAGE_INDEX.get(page, 0))
+        self.page_controls.setCurrentIndex(PAGE_INDEX.get(page, 0))
+        for i in range(self.page_controls.count()):  # the column is as tall as the shown page's controls
+            w = self.page_controls.widget(i)
+            on = i == self.page_controls.currentIndex()
+            w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred if on else QSizePolicy.Policy.Ignored)
+        if model is not None and page is None:
+            self.empty_label.setText(f"This panel does not handle a {model.config.kernel} model of examples shaped "
+                                     f"{tuple(model.config.example_shape)}.")
+        self.run_btn.setEnabled(page is not None)
+        self.samples_spin.setValue(R.DEFAULT_SAMPLES.get(page, 2))
+        self.particles_spin.setValue(R.DEFAULT_PARTICLES.get(page, 8))
+        self.seed_spin.setValue(0)
+        if page == "image":
+            self.image_page.reset(model, self.norm, self._examples())
+        else:
+            self.image_page.reset(None, {}, None)
+        if page == "plane":
+            self.plane_page.reset(model, *self._underlay())
+        else:
+            self.plane_page.reset(None, None, "")
+        self.bits_page.reset(model if page == "bits" else None)
+        self.status_label.setText("")
+        self._on_form_changed()
+
+    def _examples(self) -> np.ndarray | None:
+        z = self.state.heldout_sample(16)
+        if z is None:
+            return None
+        return R.img.to_pixels(z, self.norm)
+
+    def _underlay(self) -> tuple[np.ndarray | None, str]:
+        """What to draw under the paint layer: the held-out data, else the model's own samples."""
+        s = self.state
+        z = s.heldout_sample(1000)
+        if z is not None:
+            return z.detach().cpu().numpy().astype(np.float32), "held-out data"
+        traj = s.trajectories.get("reverse")
+        if traj is not None and traj.kind == "points":
+            return traj.frames[0], "the model's samples"
+        if s.samples is not None:
+            return s.samples, "the model's samples"
+        return None, ""
+
+    def _on_trajectory(self, direction: str) -> None:
+        if self.page == "plane" and self.state.data is None and direction == "reverse":
+            self.plane_page.set_underlay(*self._underlay())
+
+    def _on_schedule(self) -> None:
+        """β edited: the same kind of model with a new schedule; results are stale, the form stays."""
+        self._drop_run()
+        if self.state.model is not None and self.state.training == "idle":
+            self.model = _copy(self.state.model)
+            self.image_page.model = self.plane_page.model = self.bits_page.model = self.model
+
+    def _on_form_changed(self) -> None:
+        smc = self._method() == "smc"
+        self.particles_spin.setVisible(smc)
+        self.particles_label.setVisible(smc)
+
+    def _method(self) -> str:
+        p = {"image": self.image_page, "plane": self.plane_page, "bits": self.bits_page}.get(self.page)
+        return p.method if p is not None else ""
+
+    def _page_widget(self):
+        return {"image": self.image_page, "plane": self.plane_page, "bits": self.bits_page}.get(self.page)
+
+    def _canvas_do(self, action: str) -> None:
+        if self.page == "image":
+            self.image_page.canvas.do(action)
+        elif self.page == "plane":
+            self.plane_page.plane.do(action)
+
+    # =========================================================================================
+    # images in
+    def open_image(self, path) -> bool:
+        """Open an image file for the image page; on failure the message is posted and the current image
+        is kept."""
+        try:
+            px = R.img.coerce_image(Path(path))
+        except (ValueError, OSError) as e:  # DataError is a ValueError
+            self.state.post("error", str(e))
+            return False
+        return self._accept(px, Path(path).name)
+
+    def set_image(self, array, name: str = "image") -> bool:
+        """Use an array ([H, W], [H, W, C] or [C, H, W]; uint8, uint16 or float in [0, 1])."""
+        try:
+            px = R.img.coerce_image(array, what=name)
+        except ValueError as e:
+            self.state.post("error", str(e))
+            return False
+        return self._accept(px, name)
+
+    def _accept(self, px: np.ndarray, name: str) -> bool:
+        if self.page != "image":
+            self.state.post("warning", f"{name}: images are for image models; this model's data is not images")
+            return False
+        self._drop_run()
+        err = self.image_page.accept(px, name)
+        if err is not None:
+            self.state.post("error", err)
+            return False
+        self.state.post("info", f"inpainting: opened {name}")
+        return True
+
+    def paste(self) -> bool:
+        """Paste an image (or an image file's path) from the clipboard."""
+        return self._open_mime(QGuiApplication.clipboard().mimeData(), "the clipboard")
+
+    def _open_mime(self, md: QMimeData | None, where: str) -> bool:
+        if md is not None and md.hasUrls():
+            files = [u.toLocalFile() for u in md.urls() if u.isLocalFile()]
+            if files:
+                return self.open_image(files[0])
+        if md is not None and md.hasImage():
+            im = md.imageData()
+            if isinstance(im, QImage) and not im.isNull():
+                return self.set_image(qimage_to_array(im), f"image from {where}")
+        self.state.post("error", f"{where} holds no image or image file")
+        return False
+
+    def dragEnterEvent(self, ev):
+        md = ev.mimeData()
+        if self.page == "image" and ((md.hasUrls() and any(u.isLocalFile() for u in md.urls())) or md.hasImage()):
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()
+
+    def dragMoveEvent(self, ev):
+        self.dragEnterEvent(ev)
+
+    def dropEvent(self, ev):
+        if self.page == "image" and self._open_mime(ev.mimeData(), "the drop"):
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()
+
+    # masks
+    def load_mask(self, path) -> bool:
+        try:
+            self.image_page.mask_model.load(path)
+        except (ValueError, OSError) as e:
+            self.state.post("error", str(e))
+            return False
+        self.state.post("info", f"inpainting: mask loaded from {Path(path).name}")
+        return True
+
+    def save_mask(self, path) -> bool:
+        try:
+            self.image_page.mask_model.save(path)
+        except (OSError, ValueError) as e:
+            self.state.post("error", f"{path}: cannot save the mask: {e}")
+            return False
+        self.state.post("info", f"inpainting: mask saved to {path}")
+        return True
+
+    def _open_dialog(self):
+        exts = " ".join(f"*{e}" for e in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"))
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", f"Images ({exts});;All files (*)")
+        if path:
+            self.open_image(path)
+
+    def _load_mask_dialog(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Load mask", "", "PNG images (*.png);;All files (*)")
+        if path:
+            self.load_mask(path)
+
+    def _save_mask_dialog(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Save mask", "mask.png", "PNG images (*.png)")
+        if path:
+            self.save_mask(path)
+
+    # =========================================================================================
+    # running
+    @property
+    def is_running(self) -> bool:
+        return self._worker is not None
+
+    @property
+    def frames(self) -> list[np.ndarray]:
+        """The kept states x^t of the last run (float32 [N, *S], normalised units), in chain order."""
+        return self.run_state.frames if self.run_state is not None else []
+
+    @property
+    def frame_times(self) -> list[int]:
+        return self.run_state.times if self.run_state is not None else []
+
+    def request(self) -> R.Request:
+        """The run the form describes (raises ValueError with a message for the user)."""
+        page = self._page_widget()
+        if page is None or self.model is None:
+            raise ValueError("no model this panel can condition: open or train one first")
+        if self.state.training == "idle" and self.state.model is not None:
+            self.model = _copy(self.state.model)  # the latest weights
+            page.model = self.model
+        sampling = R.Sampling(n=self.samples_spin.value(), seed=self.seed_spin.value(),
+                              particles=self.particles_spin.value())
+        return R.build_request(self.model, self.norm, page.form(sampling))
+
+    def run(self) -> bool:
+        """Start sampling with the form's settings (no-op while running). False if it cannot start."""
+        if self.is_running:
+            return False
+        try:
+            req = self.request()
+        except ValueError as e:
+            self.state.post("error", f"inpainting: {e}")
+            return False
+        for note in req.notes:
+            self.state.post("warning", f"inpainting: {note}")
+        self._clear_results()
+        run = R.Run(req)
+        self.run_state = run
+        self._follow = True
+        self.progress.setRange(0, max(1, req.total - 1))
+        self.progress.setValue(0)
+        self._run_started = time.perf_counter()
+        done, stop = threading.Event(), threading.Event()
+
+        def frames():  # in the worker thread; a cancel lands between two steps
+            try:
+                for fr in R.stream(req):
+                    if stop.is_set():
+                        return
+                    yield fr
+            finally:
+                done.set()
+
+        worker = create_worker(frames, _start_thread=False)
+        worker.yielded.connect(lambda fr, r=run: self._on_frame(r, fr))
+        worker.errored.connect(lambda e, r=run: self._on_error(r, e))
+        worker.finished.connect(lambda r=run, w=worker: self._on_finished(r, w))
+        self._worker, self._done_event, self._stop_event = worker, done, stop
+        self._set_running(True)
+        self.status_label.setText("running…")
+        worker.start()
+        return True
+
+    def cancel(self, wait: bool = False) -> None:
+        """Stop the run between two steps (the states so far stay). ``wait``: block until its thread is
+        done (at most 10 s)."""
+        if self._worker is None:
+            return
+        self._stop_event.set()
+        if wait:
+            self._done_event.wait(10.0)
+
+    def _drop_run(self) -> None:
+        """Cancel a run and forget it (its queued signals are ignored from now on)."""
+        if self._worker is not None:
+            self.cancel(wait=True)
+            self._worker = None
+            self._set_running(False)
+        self.run_state = None
+        self._clear_results()
+
+    def _set_running(self, on: bool) -> None:
+        self.run_btn.setEnabled(not on and self.page is not None)
+        self.cancel_btn.setEnabled(on)
+
+    def _on_frame(self, run: R.Run, fr: R.Frame) -> None:
+        if run is not self.run_state:
+            return
+        self.progress.setValue(min(fr.index, self.progress.maximum()))
+        if not run.add(fr):
+            return
+        n = len(run.frames)
+        self.time_slider.blockSignals(True)
+        self.time_slider.setRange(0, n - 1)
+        if self._follow:
+            self.time_slider.setValue(n - 1)
+        self.time_slider.blockSignals(False)
+        self.time_slider.setEnabled(True)
+        if self._follow:
+            self._show(n - 1)
+
+    def _on_error(self, run: R.Run, exc: Exception) -> None:
+        if run is not self.run_state:
+            return
+        self.status_label.setText("failed")
+        self.state.post("error", f"inpainting failed: {type(exc).__name__}: {exc}")
+
+    def _on_finished(self, run: R.Run, worker) -> None:
+        if worker is self._worker:
+            self._worker = None
+            self._set_running(False)
+        if run is not self.run_state:
+            return
+        secs = time.perf_counter() - self._run_started
+        total = run.request.total
+        run.completed = bool(run.indices) and run.indices[-1] == total - 1
+        if run.completed:
+            self.progress.setValue(self.progress.maximum())
+            x0 = run.frames[-1]
+            bad = int((~np.isfinite(x0.reshape(x0.shape[0], -1))).any(axis=1).sum())
+            text = f"done in {secs:.1f} s: {len(run.frames)} states kept"
+            if bad:
+                text += f"; {bad} of {x0.shape[0]} samples are not finite"
+                self.state.post("warning", f"inpainting: {bad} of {x0.shape[0]} samples are not finite")
+        elif self.status_label.text() == "failed":
+            text = "failed"
+        else:
+            text = f"cancelled after {secs:.1f} s; {len(run.frames)} states kept"
+        self.status_label.setText(text)
+        self.state.post("info", f"inpainting: {text}")
+        has = bool(run.frames)
+        self.save_png_btn.setEnabled(has)
+        self.save_traj_btn.setEnabled(has)
+        if has:
+            self._show(self.time_slider.value())
+
+    def _clear_results(self) -> None:
+        self.time_slider.blockSignals(True)
+        self.time_slider.setRange(0, 0)
+        self.time_slider.blockSignals(False)
+        self.time_slider.setEnabled(False)
+        self.time_label.setText("no run yet")
+        self.save_png_btn.setEnabled(False)
+        self.save_traj_btn.setEnabled(False)
+        self.progress.setValue(0)
+        for p in (self.image_page, self.plane_page, self.bits_page):
+            p.clear_results()
+        self.ess_curve.setData([], [])
+        self.ess_plot.hide()
+
+    # =========================================================================================
+    # display
+    def _on_slider(self, v: int) -> None:
+        self._follow = v >= self.time_slider.maximum()
+        self._show(v)
+
+    def _show(self, i: int) -> None:
+        run = self.run_state
+        if run is None or not run.frames:
+            return
+        i = min(max(i, 0), len(run.frames) - 1)
+        x, t = run.frames[i], run.times[i]
+        self.time_label.setText(f"t = {t}  ·  state {run.indices[i] + 1} of {run.request.total}")
+        page = self._page_widget()
+        if page is not None:
+            page.show_state(x, t)
+        if run.ess:
+            self.ess_plot.show()
+            self.ess_curve.setData(np.asarray(run.ess_t, float), np.asarray(run.ess, float))
+            self.ess_cursor.setValue(t)
+
+    def current_state(self) -> np.ndarray | None:
+        """The state at the slider, float32 [N, *S] (normalised), or None."""
+        run = self.run_state
+        if run is None or not run.frames:
+            return None
+        return run.frames[min(self.time_slider.value(), len(run.frames) - 1)]
+
+    # =========================================================================================
+    # export
+    def save_result(self, path) -> bool:
+        """The state at the slider: images as a PNG (samples side by side); points and bits as .npy
+        (normalised units) if the path ends so, else a PNG."""
+        x = self.current_state()
+        if x is None:
+            self.state.post("error", "inpainting: nothing to save yet: run first")
+            return False
+        try:
+            if self.page == "image":
+                self.image_page.save_png(path, x)
+            elif str(path).endswith(".npy"):
+                _, atomic_write = _files()
+                with atomic_write(path) as tmp:
+                    np.save(tmp, x)
+            else:
+                R.img.save_png(path, x.reshape(x.shape[0], -1) if self.page == "bits" else self.plane_page.points_png(x))
+        except (OSError, ValueError) as e:
+            self.state.post("error", f"{path}: cannot save: {e}")
+            return False
+        self.state.post("info", f"inpainting: saved {path}")
+        return True
+
+    def save_trajectory(self, path) -> bool:
+        """The kept states of the run as HDF5 (the library's trajectory format): traj [S, N, *shape] in
+        normalised units, t [S] (not monotone for RePaint), meta (method, seed, …)."""
+        run = self.run_state
+        if run is None or not run.frames:
+            self.state.post("error", "inpainting: nothing to save yet: run first")
+            return False
+        save_trajectory, _ = _files()
+        meta = dict(run.request.meta, direction="reverse", completed=run.completed,
+                    index=[int(i) for i in run.indices])
+        if run.ess:
+            meta.update(ess=[float(e) for e in run.ess], ess_t=[int(t) for t in run.ess_t])
+        try:
+            save_trajectory(path, np.stack(run.frames), t=np.asarray(run.times, dtype=np.int64), meta=meta)
+        except (OSError, ValueError) as e:
+            self.state.post("error", f"{path}: cannot save the trajectory: {e}")
+            return False
+        self.state.post("info", f"inpainting: trajectory saved to {path}")
+        return True
+
+    def _save_png_dialog(self):
+        default = "inpainted.png" if self.page == "image" else "samples.npy"
+        path, _ = QFileDialog.getSaveFileName(self, "Save result", default, "PNG images (*.png);;NumPy (*.npy)")
+        if path:
+            self.save_result(path)
+
+    def _save_traj_dialog(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Save trajectory", "conditioned_trajectory.h5", "HDF5 (*.h5 *.hdf5)")
+        if path:
+            self.save_trajectory(path)
+
+    def closeEvent(self, ev):
+        self.cancel(wait=True)
+        super().closeEvent(ev)
+
