@@ -45,8 +45,8 @@ def factorised_oracle_K(x0: torch.Tensor, T: int = 2000, p_bar: float = 0.2, see
         w = torch.softmax(xt @ torch.log(m).T + (1 - xt) @ torch.log1p(-m).T, dim=1)  # P(seq | x^{k+1})
         p0 = w @ seqs  # P(x_i^0 = 1 | x^{k+1})
         one, zero = torch.ones_like(xt), torch.zeros_like(xt)
-        prob = p0 * kern.q_posterior(one, xt, k, s) + (1 - p0) * kern.q_posterior(zero, xt, k, s)
-        kl = bernoulli_kl(kern.q_posterior(x0, xt, k, s), prob).sum(1)
+        prob = p0 * kern.q_posterior(one, xt, k, s).prob + (1 - p0) * kern.q_posterior(zero, xt, k, s).prob
+        kl = bernoulli_kl(kern.q_posterior(x0, xt, k, s).prob, prob).sum(1)
         kl_total += kl
         per[k] = float(kl.mean()) / LN2
     e = kern.edge_terms(x0, s)

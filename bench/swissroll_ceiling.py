@@ -1,8 +1,8 @@
 """How close is a Swiss-roll model to the best its model class can do under its own β schedule?
 
-For the noise-free roll of spec §11 the true reverse step q(x^{t−1} | x^t) is computable: x^0 lies on a
-curve, so q(x^0 | x^t) is a one-dimensional posterior over the roll's angle θ, evaluated here on a fine
-grid of θ. The best *diagonal Gaussian* reverse step (what the paper's model can express) matches its
+For the noise-free roll (models/README.md, Presets and data sets) the true reverse step q(x^{t−1} | x^t)
+is computable: x^0 lies on a curve, so q(x^0 | x^t) is a one-dimensional posterior over the roll's angle θ,
+evaluated here on a fine grid of θ. The best *diagonal Gaussian* reverse step (what the paper's model can express) matches its
 mean and per-dimension variance: mean = E[μ̃ | x^t], var = β̃ + c₀²·Var[x^0 | x^t] (c₀ the x^0
 coefficient of μ̃). This "oracle" is put into the exact bound K (Eq. 14 with the edge terms) on the same
 held-out points as the model, under the model's β. A trained network can only come close to it from
@@ -28,7 +28,7 @@ import torch
 from models.bound import step_kl
 from models.data import SWISSROLL_THETA, _swissroll_norm, load_preset
 from models.io import load_model
-from models.kernels import GaussianKernel, ScheduleTensors
+from models.kernels import GaussianDist, GaussianKernel, ScheduleTensors
 
 LN2 = math.log(2)
 
@@ -63,10 +63,10 @@ def oracle_terms(beta: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, grid: 
             w = torch.softmax(-d2 / (2 * (1 - ab)), dim=1)  # q(x^0 = grid point | x^t)
             e1[i:i + chunk] = w @ grid
             e2[i:i + chunk] = w @ grid**2
-        mean_q, var_q = kern.q_posterior(x0, xt, k, s)
-        mean_p, _ = kern.q_posterior(e1, xt, k, s)  # μ̃ is linear in x^0: E[μ̃ | x^t] = μ̃(E[x^0 | x^t])
-        var_p = var_q + c0**2 * (e2 - e1**2).clamp_min(0)
-        kl = kern.kl(mean_q, var_q, mean_p, var_p)
+        q = kern.q_posterior(x0, xt, k, s)
+        mean_p = kern.q_posterior(e1, xt, k, s).mean  # μ̃ is linear in x^0: E[μ̃ | x^t] = μ̃(E[x^0 | x^t])
+        var_p = q.var + c0**2 * (e2 - e1**2).clamp_min(0)
+        kl = q.kl(GaussianDist(mean_p, var_p))
         kl_total += kl
         kl_step[k] = kl.mean()
     e = kern.edge_terms(x0, s)
@@ -75,7 +75,7 @@ def oracle_terms(beta: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, grid: 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", help="a Swiss-roll model file (noise-free roll, spec §11)")
+    ap.add_argument("model", help="a Swiss-roll model file (the noise-free roll of models/README.md, Presets and data sets)")
     ap.add_argument("--n", type=int, default=2000, help="held-out points (default 2000)")
     ap.add_argument("--grid", type=int, default=40000, help="θ grid points (default 40000)")
     ap.add_argument("--seed", type=int, default=0)
