@@ -133,12 +133,27 @@ def test_dropping_a_npy_file_loads_it_as_data(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: s.trajectories.get("forward") is not None, timeout=20000)
 
 
-def test_drop_ignores_non_file_payloads(window):
+def test_drop_ignores_non_file_payloads(qtbot, window, monkeypatch, tmp_path):
+    """A drop that carries no file (text) is refused and opens nothing; the model in place stays. The same
+    drop with a file URL is accepted and opens that file (so this test fails if drops are ignored wholesale)."""
+    state = apply_tiny(qtbot, window)
+    model = state.model
+    opened = []
+    monkeypatch.setattr(window.controller, "open_path", lambda p: opened.append(p))
     mime = QMimeData()
     mime.setText("hello")
     ev = QDropEvent(QPointF(5, 5), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
     window.dropEvent(ev)
-    assert window.state.model is None
+    assert not ev.isAccepted()
+    assert opened == [] and window.state.model is model
+    f = tmp_path / "points.npy"
+    np.save(f, np.zeros((20, 2)))
+    mime_file = QMimeData()
+    mime_file.setUrls([QUrl.fromLocalFile(str(f))])
+    ev = QDropEvent(QPointF(5, 5), Qt.CopyAction, mime_file, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(ev)
+    assert ev.isAccepted()
+    assert [str(p) for p in opened] == [str(f)]
 
 
 def test_settings_persist_recent_files_and_device(qtbot, window, settings, tmp_path):
