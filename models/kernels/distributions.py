@@ -41,10 +41,12 @@ def bernoulli_kl(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 class Distribution:
     """The protocol shared by :class:`GaussianDist` and :class:`BernoulliDist`.
 
-    ``sample(generator)`` → x [B, *S]; ``log_prob(x)`` → [B] nats; ``entropy()`` → [B, *S] nats;
-    ``kl(other)`` → KL(self ‖ other) [B] nats (same family); ``mean`` → E[x] [B, *S];
-    ``mode()`` → the most probable state [B, *S]; ``pin(known, y)`` → the same distribution with the
-    elements where ``known`` is true fixed at ``y`` (a point mass there).
+    ``sample(generator)`` → x [B, *S]; ``log_prob(x)`` → [B] nats (``log_prob_elements(x)``: the same per
+    element, [B, *S]); ``entropy()`` → [B, *S] nats; ``kl(other)`` → KL(self ‖ other) [B] nats (same
+    family); ``mean`` → E[x] [B, *S]; ``mode()`` → the most probable state [B, *S]; ``pin(known, y)`` →
+    the same distribution with the elements where ``known`` is true fixed at ``y`` (a point mass there);
+    ``map(fn)`` → the same family with ``fn`` applied to every parameter tensor (each of the state's
+    shape), e.g. to select or reorder examples.
     """
 
     is_gaussian: bool = False
@@ -61,8 +63,11 @@ class Distribution:
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+    def log_prob_elements(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return sum_dims(self.log_prob_elements(x))
 
     def entropy(self) -> torch.Tensor:
         raise NotImplementedError
@@ -74,6 +79,9 @@ class Distribution:
         raise NotImplementedError
 
     def pin(self, known: torch.Tensor, y: torch.Tensor) -> "Distribution":
+        raise NotImplementedError
+
+    def map(self, fn) -> "Distribution":
         raise NotImplementedError
 
 
@@ -90,9 +98,9 @@ class GaussianDist(Distribution):
         noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
         return self.mean + torch.sqrt(self.var) * noise
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """log N(x; mean, diag var) summed over dims [B] (nats)."""
-        return sum_dims(-0.5 * (LOG_2PI + torch.log(self.var) + (x - self.mean) ** 2 / self.var))
+    def log_prob_elements(self, x: torch.Tensor) -> torch.Tensor:
+        """log N(x_i; mean_i, var_i) per element [B, *S] (nats); :meth:`log_prob` sums it per example."""
+        return -0.5 * (LOG_2PI + torch.log(self.var) + (x - self.mean) ** 2 / self.var)
 
     def entropy(self) -> torch.Tensor:
         """Differential entropy per element, ½ log(2πe·var) (nats)."""
@@ -112,6 +120,9 @@ class GaussianDist(Distribution):
         mean = torch.where(known, y.to(self.mean.dtype), self.mean)
         return GaussianDist(mean, torch.where(known, torch.zeros_like(self.var), self.var))
 
+    def map(self, fn) -> "GaussianDist":
+        return GaussianDist(fn(self.mean), fn(self.var.expand_as(self.mean)))
+
 
 @dataclass(frozen=True)
 class BernoulliDist(Distribution):
@@ -126,10 +137,11 @@ class BernoulliDist(Distribution):
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.bernoulli(self.prob, generator=generator)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Σ_i log Bern(x_i; prob_i) [B] (nats); prob clamped to [EPS, 1 − EPS]."""
+    def log_prob_elements(self, x: torch.Tensor) -> torch.Tensor:
+        """log Bern(x_i; prob_i) per element [B, *S] (nats), prob clamped to [EPS, 1 − EPS]; :meth:`log_prob`
+        sums it per example."""
         prob = self.prob.clamp(EPS, 1 - EPS)
-        return sum_dims(x * torch.log(prob) + (1 - x) * torch.log1p(-prob))
+        return x * torch.log(prob) + (1 - x) * torch.log1p(-prob)
 
     def entropy(self) -> torch.Tensor:
         return bernoulli_entropy(self.prob)
@@ -144,3 +156,6 @@ class BernoulliDist(Distribution):
     def pin(self, known: torch.Tensor, y: torch.Tensor) -> "BernoulliDist":
         """Probability ``y`` (0 or 1) where ``known``; unchanged elsewhere."""
         return BernoulliDist(torch.where(known, y.to(self.prob.dtype), self.prob))
+
+    def map(self, fn) -> "BernoulliDist":
+        return BernoulliDist(fn(self.prob))

@@ -115,3 +115,20 @@ def test_every_kernel_method_that_describes_a_distribution_returns_one(kind):
         assert x.shape == x0.shape
         assert d.log_prob(x).shape == (4,) and d.entropy().shape == x0.shape
         assert d.kl(d).shape == (4,)
+
+
+def test_log_prob_elements_sum_to_log_prob_and_map_keeps_the_family():
+    g = torch.Generator().manual_seed(4)
+    mean, var = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.rand(4, 1, generator=g, dtype=torch.float64) + 0.1
+    x = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    gd = GaussianDist(mean, var)
+    assert_close(gd.log_prob_elements(x), Normal(mean, var.sqrt()).log_prob(x))
+    assert torch.equal(gd.log_prob(x), gd.log_prob_elements(x).sum(1))
+    idx = torch.tensor([2, 0])
+    sub = gd.map(lambda v: v[idx])
+    assert type(sub) is GaussianDist and torch.equal(sub.mean, mean[idx]) and torch.equal(sub.var, var.expand(4, 3)[idx])
+    p = torch.rand(4, 3, generator=g, dtype=torch.float64)
+    b = (torch.rand(4, 3, generator=g) < 0.5).double()
+    bd = BernoulliDist(p)
+    assert_close(bd.log_prob_elements(b), Bernoulli(probs=p).log_prob(b))
+    assert type(bd.map(lambda v: v[idx])) is BernoulliDist and torch.equal(bd.map(lambda v: v[idx]).prob, p[idx])
