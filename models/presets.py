@@ -1,8 +1,11 @@
-"""The paper's experiments as presets (spec §11): model and training defaults per data set, with the
-paper's Table 1 numbers and the known ceilings for side-by-side reports."""
+"""The paper's experiments as presets (models/README.md, **Presets and data sets**): model and training
+defaults per data set, with the paper's Table 1 numbers and the known ceilings for side-by-side reports;
+and :func:`default_config`, the model for data that has no preset (the same in ``dpm`` and the app)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import ModelConfig
 from .training import TrainConfig
@@ -16,7 +19,7 @@ class Preset:
     unit: str
     paper_K: float | None = None  # Table 1 (v8)
     paper_K_minus_Lnull: float | None = None
-    ceiling: float | None = None  # a known upper limit on K (spec §12), in ``unit``
+    ceiling: float | None = None  # a known upper limit on K (models/README.md, **Ceilings**), in ``unit``
     note: str = ""
 
 
@@ -75,3 +78,69 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+# ---------------------------------------------------------------------------------------------------
+# own data: the model and training options each kind of data starts from
+
+#: the preset whose network and training options each kind of own data starts from
+KIND_TEMPLATE = {"points": "swissroll", "binary": "heartbeat", "images": "bark"}
+#: own binary data: diffusion steps (the heartbeat's 2000 is more than own data needs)
+BINARY_T = 1000
+#: own images: diffusion steps (the paper's image experiments use 1000)
+IMAGE_T = 1000
+
+
+def mean_activity(data) -> float:
+    """Mean fraction of ones of binary data (a fixed-seed training draw and the held-out set), kept
+    in [0.01, 0.99]: the binomial kernel's p̄."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([data.sample_train(4096, g).reshape(-1), data.heldout().reshape(-1)])
+    return float(min(0.99, max(0.01, float(x.float().mean()))))
+
+
+def default_config(data) -> ModelConfig:
+    """The model for a data set without a preset (own files, points drawn in the app), by kind:
+
+    points → the Swiss-roll preset's MLP; binary → the heartbeat preset's binomial MLP (posterior
+    parameterisation, bump readout, skip path) with T = :data:`BINARY_T`, a width that grows with the
+    sequence length and p̄ = the data's mean activity; images → the bark preset's image net with
+    T = :data:`IMAGE_T` and no more scales than the patch allows. ``data``: anything with ``kind``
+    and ``example_shape`` (binary data also ``sample_train``/``heldout``)."""
+    shape = tuple(int(v) for v in data.example_shape)
+    base = PRESETS[KIND_TEMPLATE[data.kind]].model
+    if data.kind == "points":
+        return base.replace(example_shape=shape)
+    if data.kind == "binary":
+        hidden = max(base.hidden, min(256, 2 * shape[0]))
+        return base.replace(example_shape=shape, T=BINARY_T, hidden=hidden, p_bar=mean_activity(data))
+    H, W = shape[1], shape[2]
+    n_scales = max(1, min(base.n_scales, int(math.log2(max(2, min(H, W)))) - 1))
+    return base.replace(example_shape=shape, T=IMAGE_T, n_scales=n_scales)
+
+
+def default_train_config(kind: str) -> TrainConfig:
+    """Training options for own data of ``kind``: its template preset's."""
+    return PRESETS[KIND_TEMPLATE[kind]].train
+
+
+def load_data(*, preset: str | None = None, path=None, cifar_dir=None, image_size: int = 32, patch_size: int = 32):
+    """The data set of ``preset`` (cifar10 reads ``cifar_dir``; bark and deadleaves are cut to
+    ``image_size``) or of the file or folder ``path`` (one image is cut into ``patch_size`` patches).
+    Unknown preset names and unreadable files raise DataError naming them."""
+    from .data import DataError, load_file, load_preset
+
+    if preset is not None:
+        if preset not in PRESETS:
+            raise DataError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)} (or give a data file)")
+        kw: dict = {}
+        if preset == "cifar10":
+            kw["cifar_dir"] = cifar_dir
+        if preset in ("bark", "deadleaves"):
+            kw["image_size"] = image_size
+        return load_preset(preset, **kw)
+    if path is None:
+        raise DataError("give a preset or a data file")
+    return load_file(Path(path).expanduser(), patch_size=patch_size)

@@ -1,4 +1,4 @@
-"""Training as a generator of typed progress records (no printing, no threads; spec §2.4.1, §5.1).
+"""Training as a generator of typed progress records (no printing, no threads; §2.4.1, App. B).
 
 The loss is −K per dimension in bits, estimated with one random step per example (:func:`stochastic_K_nats`).
 A learned β schedule gets its gradient through the same estimate with the noise held fixed
@@ -20,22 +20,13 @@ from typing import Iterator, Literal
 import numpy as np
 import torch
 
-from .bound import LN2, bound_terms, reverse_entropy_per_step, sampled_K_nats, stochastic_K_nats, unit_divisor
+from .bound import LN2, reverse_entropy_per_step, sampled_K_nats, stochastic_K_nats, unit_divisor
+from .evaluation import Evaluation, live_K, live_strata
 from .model import DiffusionModel
+from .runtime import make_generator, resolve_device
 from .sampling import sample
 
 Optimizer = Literal["adam", "rmsprop"]
-
-
-def resolve_device(device: str) -> torch.device:
-    """"auto" → CUDA when present, else CPU; "cuda" without a GPU is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for, but no CUDA GPU is available")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    return torch.device(device)
 
 
 @dataclass(frozen=True)
@@ -52,7 +43,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     report_every: int = 100  # iterations between progress records
     n_eval: int = 256  # held-out examples for the live K
-    eval_steps: int = 64  # at most this many step indices per live K (stratified); exact when ≥ T − 1
+    eval_steps: int = 64  # strata of steps per live K (models.evaluation.live_K); exact when ≥ T − 1
     n_samples: int = 0  # fixed-seed samples drawn with each record (0 = none)
     sample_every: int = 1  # …every this many records
     seed: int = 0
@@ -91,6 +82,23 @@ class TrainProgress:
     skipped_updates: int
     done: bool = False
     message: str = ""
+    evaluation: Evaluation | None = None  # the live K behind the K_heldout_* figures
+
+
+@dataclass(frozen=True)
+class TrainSnapshot:
+    """The evaluation model at one moment: its live K (``evaluation``, :func:`models.evaluation.live_K`),
+    schedule β and ᾱ [T], bounds on H(X^{t−1}|X^t) per dimension (Eq. 24, nats [T]), its own
+    reverse-step entropy (nats per dimension [T], NaN where not evaluated) and fixed-seed samples
+    ([n, *S] float32, normalised units) or None."""
+
+    evaluation: Evaluation
+    beta: np.ndarray
+    alpha_bar: np.ndarray
+    entropy_lower: np.ndarray
+    entropy_upper: np.ndarray
+    reverse_entropy: np.ndarray
+    samples: np.ndarray | None
 
 
 class Trainer:
@@ -110,7 +118,7 @@ class Trainer:
             groups.append({"params": list(model.schedule.parameters()), "lr": config.beta_lr or config.lr})
         if config.optimizer == "adam":
             self.optimizer = torch.optim.Adam(groups)
-        else:  # the reference code's Blocks RMSProp (spec §5.1)
+        else:  # the reference code's Blocks RMSProp (models/README.md, **Presets and data sets**)
             self.optimizer = torch.optim.RMSprop(groups, alpha=0.9, eps=1e-10)
         for g in self.optimizer.param_groups:
             g["base_lr"] = g["lr"]
@@ -120,8 +128,8 @@ class Trainer:
         self._stop = False
         # data draws use a CPU generator; noise for the model's tensors one on the model's device (CUDA
         # kernels refuse a CPU generator)
-        self.data_generator = torch.Generator(device="cpu").manual_seed(config.seed + iteration)
-        self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 1 + iteration)
+        self.data_generator = make_generator("cpu", config.seed + iteration)
+        self.generator = make_generator(self.device, config.seed + 1 + iteration)
         self.heldout = data.heldout(config.n_eval).to(self.device)
         self.unit_div = unit_divisor(tuple(data.example_shape))
         self.D = int(np.prod(data.example_shape))
@@ -193,62 +201,40 @@ class Trainer:
 
     # ---- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, with_samples: bool) -> dict:
+    def snapshot(self, with_samples: bool) -> TrainSnapshot:
+        """The evaluation model's live K on the held-out set (:func:`models.evaluation.live_K` with
+        ``eval_steps`` strata and a fixed seed, so records are comparable), its schedule, the entropy
+        bounds of Eq. 24, its own reverse-step entropy at up to 32 steps, and (``with_samples``)
+        ``n_samples`` fixed-seed samples."""
         m = self.eval_model
         m.eval()
         s = m.schedule_tensors()
-        T = m.T
-        g = torch.Generator(device=self.device).manual_seed(1234)
-        if self.config.eval_steps >= T - 1:
-            steps = list(range(1, T))
-            weight = torch.ones(T, dtype=torch.float64, device=self.device)
-        else:
-            # the KL terms fall steeply with t (the first steps carry most of the bound), so the steps
-            # are log-spaced (fixed, so records are comparable) and each stands for the steps nearer
-            # to it than to its neighbours
-            grid = np.geomspace(1, T - 1, self.config.eval_steps).round().astype(int)
-            steps = sorted(set(grid.tolist()))
-            edges = [1] + [int(np.ceil((a + b) / 2)) for a, b in zip(steps[:-1], steps[1:])] + [T]
-            weight = torch.zeros(T, dtype=torch.float64, device=self.device)
-            for st, a, b in zip(steps, edges[:-1], edges[1:]):
-                weight[st] = b - a
-        terms = bound_terms(m, self.heldout, g, s, steps=steps)
-        kl = terms.kl_nats
-        K = -(kl * weight).sum(1) - terms.prior_kl_nats - terms.h_x1_given_x0_nats + terms.edge_nats
-        K_bits = K / LN2 / self.unit_div
-        null_bits = terms.log_null_nats / LN2 / self.unit_div
-        kl_step = np.full(T, np.nan)
-        kl_step[steps] = (kl[:, steps].mean(0) / LN2 / self.unit_div).cpu().numpy()
+        g = make_generator(self.device, 1234)
+        ev = live_K(m, self.heldout, self.data.unit, self.config.eval_steps, generator=g)
+        strata = live_strata(m.T, self.config.eval_steps)
         lower, upper = m.kernel.entropy_bounds(s, self.heldout)
-        rev_steps = steps[:: max(1, len(steps) // 32)]
+        rev_steps = [lo for lo, _ in strata][:: max(1, len(strata) // 32)]
         rev = reverse_entropy_per_step(m, self.heldout[:64], g, steps=rev_steps).cpu().numpy()
         samples = None
         if with_samples and self.config.n_samples > 0:
-            gs = torch.Generator(device=self.device).manual_seed(self.config.seed + 777)
+            gs = make_generator(self.device, self.config.seed + 777)
             x_T = m.kernel.prior_sample((self.config.n_samples, *self.data.example_shape), generator=gs, device=self.device)
             samples = sample(m, self.config.n_samples, generator=gs, x_T=x_T.to(self.device)).float().cpu().numpy()
         m.train()
-        n = K_bits.numel()
-        return dict(
-            K_heldout_bits=float(K_bits.mean()),
-            K_heldout_stderr_bits=float(K_bits.std() / math.sqrt(n)) if n > 1 else float("nan"),
-            K_minus_Lnull_bits=float((K_bits - null_bits).mean()),
-            kl_bits_per_step=kl_step,
-            entropy_lower=lower.cpu().numpy(), entropy_upper=upper.cpu().numpy(),
-            reverse_entropy=rev, samples=samples,
-            beta=s.beta.detach().cpu().numpy().copy(), alpha_bar=s.alpha_bar.detach().cpu().numpy().copy(),
-        )
+        return TrainSnapshot(evaluation=ev, beta=s.beta.detach().cpu().numpy().copy(),
+                             alpha_bar=s.alpha_bar.detach().cpu().numpy().copy(), entropy_lower=lower.cpu().numpy(),
+                             entropy_upper=upper.cpu().numpy(), reverse_entropy=rev, samples=samples)
 
-    def _record(self, ev: dict, loss_bits: float, elapsed: float, its: float, skipped: int, done: bool,
+    def _record(self, snap: TrainSnapshot, loss_bits: float, elapsed: float, its: float, skipped: int, done: bool,
                 message: str) -> TrainProgress:
+        ev = snap.evaluation
         p = TrainProgress(
             iteration=self.iteration, seconds=self.seconds_before + elapsed, its_per_s=its, loss_bits=loss_bits,
-            K_train_bits=-loss_bits, K_heldout_bits=ev["K_heldout_bits"],
-            K_heldout_stderr_bits=ev["K_heldout_stderr_bits"], K_minus_Lnull_bits=ev["K_minus_Lnull_bits"],
-            beta_1=float(ev["beta"][0]), beta=ev["beta"], alpha_bar=ev["alpha_bar"],
-            kl_bits_per_step=ev["kl_bits_per_step"], entropy_lower=ev["entropy_lower"],
-            entropy_upper=ev["entropy_upper"], reverse_entropy=ev["reverse_entropy"], samples=ev["samples"],
-            skipped_updates=skipped, done=done, message=message)
+            K_train_bits=-loss_bits, K_heldout_bits=ev.K_bits, K_heldout_stderr_bits=ev.K_stderr_bits,
+            K_minus_Lnull_bits=ev.K_minus_Lnull_bits, beta_1=float(snap.beta[0]), beta=snap.beta,
+            alpha_bar=snap.alpha_bar, kl_bits_per_step=ev.kl_bits_per_step, entropy_lower=snap.entropy_lower,
+            entropy_upper=snap.entropy_upper, reverse_entropy=snap.reverse_entropy, samples=snap.samples,
+            skipped_updates=skipped, done=done, message=message, evaluation=ev)
         h = self.history
         for key, val in (("iteration", p.iteration), ("seconds", p.seconds), ("loss_bits", p.loss_bits),
                          ("K_train_bits", p.K_train_bits), ("K_heldout_bits", p.K_heldout_bits),
@@ -260,9 +246,10 @@ class Trainer:
     def history_arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self.history.items()}
 
-    def run(self) -> Iterator[TrainProgress]:
+    def run(self, ticks: bool = False) -> Iterator[TrainProgress | None]:
         """Train until ``steps``/``seconds`` or :meth:`stop`; yields a record every ``report_every``
-        iterations and a final one with ``done=True``."""
+        iterations and a final one with ``done=True``. ``ticks``: also yield None after every update,
+        a cheap pause/stop point (time spent suspended there is not training time)."""
         c = self.config
         t0 = time.perf_counter()
         interval_t0, interval_it = t0, self.iteration
@@ -273,6 +260,11 @@ class Trainer:
         while not self._finished(time.perf_counter() - t0):
             self._set_lr(time.perf_counter() - t0)
             loss = self.step()
+            if ticks:
+                suspended = time.perf_counter()
+                yield None
+                held = time.perf_counter() - suspended
+                t0, interval_t0 = t0 + held, interval_t0 + held
             if math.isnan(loss):
                 skipped += 1
                 bad_run += 1
@@ -289,9 +281,9 @@ class Trainer:
             if self.iteration % c.report_every == 0:
                 now = time.perf_counter()
                 its = (self.iteration - interval_it) / max(now - interval_t0, 1e-9)
-                ev = self.evaluate(with_samples=(n_records % max(1, c.sample_every) == 0))
+                ev = self.snapshot(with_samples=(n_records % max(1, c.sample_every) == 0))
                 n_records += 1
-                if math.isfinite(ev["K_heldout_bits"]):
+                if math.isfinite(ev.evaluation.K_bits):
                     self.last_good = copy.deepcopy(self.model.state_dict())
                 yield self._record(ev, float(np.mean(losses)) if losses else float("nan"), now - t0, its, skipped,
                                    False, "")
@@ -301,6 +293,6 @@ class Trainer:
         its = (self.iteration - interval_it) / max(now - interval_t0, 1e-9)
         if self.ema_model is not None and not message:
             self.model.load_state_dict(self.ema_model.state_dict())  # the result is the averaged model
-        ev = self.evaluate(with_samples=True)
+        ev = self.snapshot(with_samples=True)
         yield self._record(ev, float(np.mean(losses)) if losses else float("nan"), now - t0, its, skipped, True,
                            message or ("stopped" if self._stop else "finished"))

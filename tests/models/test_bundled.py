@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.bound import evaluate_bound
-from models.cli import resolve_eval_data
+from models.evaluation import exact_K, resolve_eval_data
 from models.data import SWISSROLL_THETA, Normalization
-from models.io import load_model
+from models.files import load_model
 from models.paths import MODELS_DIR
 from models.presets import BUNDLED, PRESETS
 from models.sampling import sample
@@ -64,14 +63,14 @@ def test_bundled_model_loads_and_matches_recorded_K(preset):
     x = ed.x[:N_EVAL[preset]]
     assert x.shape[0] == N_EVAL[preset]
     with torch.no_grad():
-        s = evaluate_bound(lm.model, x, ed.unit, generator=torch.Generator().manual_seed(0), batch_size=4096)
+        s = exact_K(lm.model, x, ed.unit, generator=torch.Generator().manual_seed(0), batch_size=4096)
     assert s.unit == meta["unit"]
     assert math.isclose(s.beta_1, float(meta["beta_1"]), rel_tol=1e-6)
     tol = N_SIGMA * math.hypot(s.K_stderr_bits, float(meta["K_stderr_bits"]))
     assert abs(s.K_bits - float(meta["K_bits"])) <= tol, (
-        f"{preset}: K on {s.n_eval} held-out examples {s.K_bits:.4f} ± {s.K_stderr_bits:.4f}, recorded "
+        f"{preset}: K on {s.n} held-out examples {s.K_bits:.4f} ± {s.K_stderr_bits:.4f}, recorded "
         f"{meta['K_bits']:.4f} ± {meta['K_stderr_bits']:.4f} on {meta.get('n_eval')} (tolerance {tol:.4f})")
-    # spec §12: a Gaussian model's K − L_null never exceeds its β_1 cap; the heartbeat's K never exceeds log2(1/5)
+    # models/README.md, Ceilings: a Gaussian model's K − L_null never exceeds its β_1 cap; the heartbeat's K never exceeds log2(1/5)
     if s.cap_bits is not None:
         assert s.K_minus_Lnull_bits <= s.cap_bits + N_SIGMA * s.K_stderr_bits
     ceiling = PRESETS[preset].ceiling
