@@ -118,7 +118,7 @@ class GaussianDist(Distribution):
         """Mean ``y`` and variance 0 (a point mass: samples equal ``y``) where ``known``; unchanged elsewhere.
         (A pinned distribution is for sampling; its log_prob is not finite.)"""
         mean = torch.where(known, y.to(self.mean.dtype), self.mean)
-        return GaussianDist(mean, torch.where(known, torch.zeros_like(self.var), self.var))
+        return GaussianDist(mean, torch.where(known, torch.zeros_like(mean), self.var.expand_as(mean)))
 
     def map(self, fn) -> "GaussianDist":
         return GaussianDist(fn(self.mean), fn(self.var.expand_as(self.mean)))
