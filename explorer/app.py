@@ -1,11 +1,15 @@
-"""``dpm-explorer``: open the explorer on the bundled Swiss-roll model with its reverse trajectory
-playing (an untrained Swiss-roll model when the bundled file is missing).
+"""``dpm-explorer``: open the explorer on the bundled trained Swiss-roll model with its reverse
+trajectory playing (``--preset NAME``: that preset's bundled trained model).
 
     dpm-explorer [--preset NAME | --model FILE] [--view reverse|forward|draw|inpaint]
     dpm-explorer --screenshot FILE.png [--preset NAME] [--view NAME] [--model FILE] [--size 1440x900]
 
-``--screenshot`` renders the window offscreen once it has drawn a few frames of the trajectory (it
-then shows the end of the reverse process, t = 0, or t = T/5 of the forward one), saves a PNG and exits.
+``--screenshot`` renders the window offscreen once the trajectory is computed (or, after ``--wait``
+seconds, what has streamed in so far), shows the end of the reverse process (t = 0, or the lowest t
+computed) or t = T/5 of the forward one, saves a PNG, prints one line saying what is on screen
+(``screenshot: FILE — bundled model bark (trained, K = … bits/pixel exact); reverse trajectory …``) and exits.
+With ``DPM_STARTUP_PROBE=1`` (bench/startup.py) the app prints the wall-clock time of its first trajectory
+frame and exits at once.
 """
 from __future__ import annotations
 
@@ -30,6 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--t", type=int, default=None, help="with --screenshot: the step t to show")
     ap.add_argument("--overlays", default="", help="2-D points: comma-separated overlays to switch on (paths, drift)")
     ap.add_argument("--timeout", type=float, default=120.0, help="with --screenshot: give up waiting after this many s")
+    ap.add_argument("--wait", type=float, default=8.0,
+                    help="with --screenshot: seconds after start to wait for the whole trajectory before "
+                         "saving what has been computed so far (it streams in)")
     return ap.parse_args(argv)
 
 
@@ -44,13 +51,9 @@ def configure_torch() -> int:
     """Leave a core for the GUI: torch's intra-op threads = CPU cores − 1 (at least 1). On a busy
     2-core machine two intra-op threads are several times slower than one, and the GUI thread needs a
     core of its own to stay responsive. ``DPM_THREADS`` overrides. Returns the thread count."""
-    import torch
+    from models.runtime import configure_threads
 
-    env = os.environ.get("DPM_THREADS")
-    n = int(env) if env and env.isdigit() and int(env) > 0 else max(1, min(torch.get_num_threads(),
-                                                                           (os.cpu_count() or 2) - 1))
-    torch.set_num_threads(n)
-    return n
+    return configure_threads()
 
 
 def main(argv=None) -> int:
@@ -100,11 +103,17 @@ def main(argv=None) -> int:
         win.set_view(args.view)
     ov = {o.strip() for o in args.overlays.split(",") if o.strip()}
     win.trajectory.set_view_options(paths="paths" in ov or None, drift="drift" in ov or None)
-    def ready():
+    def ready():  # logged once, for the first session (not on every later switch)
+        win.session_ready.disconnect(ready)
         win.ready_s = time.perf_counter() - T0
         win.state.post("info", f"ready {win.ready_s:.1f} s after start")
 
     win.session_ready.connect(ready)
+    if os.environ.get("DPM_STARTUP_PROBE") == "1":  # bench/startup.py: wall clock at the first trajectory frame, exit
+        def probe(_i):
+            print(f"DPM_STARTUP_PROBE first_frame_unix={time.time():.6f} shown={win.state.session_name}", flush=True)
+            os._exit(0)
+        win.trajectory.frame_drawn.connect(probe)
     if args.screenshot:
         return _screenshot(app, win, args)
     return app.exec()
@@ -121,8 +130,10 @@ def _screenshot(app, win, args) -> int:
         traj = win.state.trajectory
         if traj is None:
             return False
-        if win.state.data is not None and win.state.evaluation is None:
-            return False  # let the entropy, bound-term and sample plots fill in
+        if time.perf_counter() - T0 > args.wait and win.trajectory.frames_drawn > 0:
+            return True  # what has streamed in so far
+        if win.state.incomplete() or (win.state.data is not None and win.state.evaluation is None):
+            return False  # the whole trajectory, and the entropy and bound-term plots filled in
         if state["seen"] is None:
             state["seen"] = win.trajectory.frames_drawn
         return win.trajectory.frames_drawn >= state["seen"] + 3
@@ -133,6 +144,12 @@ def _screenshot(app, win, args) -> int:
             return
         timer.stop()
         traj = win.state.trajectory
+        shown = win.state.describe()
+        if traj is not None:
+            frac = win.state.trajectory_fraction.get(traj.direction, 1.0)
+            span = f"t = {int(traj.t[0])}..{traj.T}"
+            shown += (f"; {traj.direction} trajectory {span}" + (" complete" if frac >= 1.0
+                                                                 else f", {100 * max(frac, 0):.0f} % computed"))
         if traj is not None and args.view in ("reverse", "forward"):
             win.trajectory.pause()
             t_show = args.t if args.t is not None else (0 if traj.direction == "reverse" else traj.T // 5)
@@ -145,9 +162,8 @@ def _screenshot(app, win, args) -> int:
             print(f"dpm-explorer: could not write {args.screenshot}", file=sys.stderr)
             state["code"] = 1
         else:
-            ready_s = getattr(win, "ready_s", None)
-            print(f"dpm-explorer: saved {args.screenshot}" + (" (timed out waiting for the trajectory)" if late else "")
-                  + (f"; the session was ready {ready_s:.1f} s after start" if ready_s is not None else ""))
+            # one stable line for scripts: what is on screen
+            print(f"screenshot: {args.screenshot} — {shown}" + (" (timed out)" if late else ""), flush=True)
         win.shutdown()
         win.hide()
         app.quit()

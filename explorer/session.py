@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from models.config import ModelConfig
-from models.io import LoadedModel, load_model
-from models.presets import PRESETS, Preset
+from models.files import LoadedModel, load_model
+from models.metadata import ModelMeta
+from models.paths import bundled_model
+from models.presets import PRESETS, Preset, default_config
 from models.model import DiffusionModel
 from models.training import TrainConfig
 
@@ -23,7 +25,7 @@ except ImportError:  # pragma: no cover - only while models.data is missing
     load_file = load_preset = None  # type: ignore[assignment]
 
 # what the app's live view draws and evaluates, per kind of data
-TRAJECTORY_N = {"points": 2000, "binary": 64, "images": 64}
+TRAJECTORY_N = {"points": 2000, "binary": 64, "images": 16}
 LIVE_SAMPLES = {"points": 1000, "binary": 32, "images": 16}
 SAMPLE_EVERY = {"points": 1, "binary": 4, "images": 20}
 LIVE_EVAL = {"points": (500, 64), "binary": (256, 64), "images": (32, 8)}  # (n_eval, eval_steps)
@@ -42,6 +44,9 @@ class Session:
     norm: dict | None = None
     note: str = ""
     recorded: dict | None = None  # the exact held-out K a finished ``dpm train`` run stored in the file
+    source: str = "new"  # one of explorer.state.SOURCES
+    history_unbiased: bool = False  # the stored history's held-out K is an unbiased estimate
+    file_meta: dict | None = None  # the model file's meta (kept whole when saved again unchanged)
 
 
 def _require_data_module() -> None:
@@ -50,14 +55,27 @@ def _require_data_module() -> None:
 
 
 def preset_session(name: str, **data_kw) -> Session:
-    """An untrained model for preset ``name`` with its data set (spec §11)."""
+    """An untrained model for preset ``name`` with its data set (models/README.md, Presets and data sets)."""
     _require_data_module()
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     preset = PRESETS[name]
     data = load_preset(name, **data_kw)
     return Session(model=DiffusionModel(preset.model).eval(), data=data, preset=preset,
-                   note=f"untrained {name} model")
+                   note=f"untrained {name} model", source="preset")
+
+
+def bundled_session(name: str, device: str = "cpu", **data_kw) -> Session:
+    """Preset ``name``'s bundled trained model (``resources/models/<name>.h5``) with its data set; the
+    untrained preset (with a note saying so) when no trained model is bundled for it."""
+    path = bundled_model(name)
+    if path is None:
+        sess = preset_session(name, **data_kw)
+        sess.note = f"no trained {name} model is bundled: an untrained one (press Train)"
+        return sess
+    sess = model_file_session(path, device=device)
+    sess.source = "bundled"
+    return sess
 
 
 def guess_preset(loaded: LoadedModel) -> str | None:
@@ -81,7 +99,7 @@ def guess_preset(loaded: LoadedModel) -> str | None:
 
 
 def model_file_session(path, device: str = "cpu") -> Session:
-    """A model file (via :func:`models.io.load_model`) and, when it names a bundled preset or its data
+    """A model file (via :func:`models.files.load_model`) and, when it names a bundled preset or its data
     file still exists, its data set. Raises CheckpointError naming the file."""
     loaded = load_model(path, device=device)
     name = guess_preset(loaded)
@@ -110,22 +128,27 @@ def model_file_session(path, device: str = "cpu") -> Session:
         data = None
     if data is None and not note:
         note = "no data set recorded with this model; open data to train or see the forward process"
+    unbiased = bool(loaded.meta.get("K_heldout_unbiased") is True)
     return Session(model=loaded.model, data=data, preset=preset, path=Path(path),
                    train_history=loaded.history, optimizer_state=loaded.optimizer, norm=loaded.norm, note=note,
-                   recorded=recorded_K(loaded.meta))
+                   recorded=recorded_K(loaded.meta), source="file", history_unbiased=unbiased,
+                   file_meta=dict(loaded.meta))
 
 
 def recorded_K(meta: dict) -> dict | None:
-    """The exact held-out K that ``dpm train`` measured at the end of a finished run (all T − 1 KL terms,
-    ``n_eval`` examples, with its standard error), or None when the file holds no such figure."""
-    try:
-        rec = {k: float(meta[k]) for k in ("K_bits", "K_stderr_bits", "K_minus_Lnull_bits", "n_eval")}
-    except (KeyError, TypeError, ValueError):
+    """The exact held-out K that a finished run measured at its end (all T − 1 KL terms, ``n_eval``
+    examples, with its standard error; :class:`models.metadata.RecordedK`), or None when the file holds
+    no such figure."""
+    if meta.get("complete") is not True:
         return None
-    if meta.get("complete") is not True or not all(math.isfinite(v) for v in rec.values()):
+    rec = ModelMeta.from_dict(meta).recorded
+    if rec is None or rec.K_stderr_bits is None:
         return None
-    rec["n_eval"] = int(rec["n_eval"])
-    return rec
+    out = {"K_bits": rec.K_bits, "K_stderr_bits": rec.K_stderr_bits, "K_minus_Lnull_bits": rec.K_minus_Lnull_bits,
+           "n_eval": int(rec.n_eval)}
+    if not all(math.isfinite(v) for v in out.values()):
+        return None
+    return out
 
 
 def data_file_session(path) -> object:
@@ -135,25 +158,9 @@ def data_file_session(path) -> object:
 
 
 def default_model_config(data) -> ModelConfig:
-    """A sensible model for a data set that has no preset (own files, drawn points)."""
-    shape = tuple(int(s) for s in data.example_shape)
-    if data.kind == "binary":
-        p_bar = 0.5
-        try:
-            p_bar = float(data.heldout(min(256, data.n_heldout)).mean())
-        except Exception:  # noqa: BLE001 - keep the default
-            pass
-        p_bar = min(max(p_bar, 0.05), 0.95)
-        return ModelConfig(kernel="binomial", T=200, example_shape=shape, arch="mlp", hidden=64, layers=3,
-                           activation="sigmoid", readout="bump", J=10, time_features=10, p_bar=p_bar,
-                           schedule="binomial", param="posterior", skip=4.0)
-    if data.kind == "images":
-        H, W = shape[1], shape[2]
-        n_scales = max(1, min(4, int(math.log2(max(min(H, W), 1))) - 1))
-        return ModelConfig(kernel="gaussian", T=1000, example_shape=shape, arch="conv", hidden=32, conv_layers=3,
-                           n_scales=n_scales, dense_layers=2, dense_hidden=64, activation="tanh",
-                           conv_activation="softplus", J=10, schedule="reference", param="paper", time_features=10)
-    return dataclasses.replace(PRESETS["swissroll"].model, example_shape=shape)
+    """A sensible model for a data set that has no preset (own files, drawn points): the same as
+    ``dpm train --data`` builds (:func:`models.presets.default_config`)."""
+    return default_config(data)
 
 
 def model_matches_data(model: DiffusionModel, data) -> bool:
@@ -210,5 +217,5 @@ def describe_model(model: DiffusionModel) -> str:
             f"schedule {c.schedule}{' (learned β)' if c.learn_beta else ''}")
 
 
-__all__ = ["Session", "preset_session", "model_file_session", "data_file_session", "default_model_config",
+__all__ = ["Session", "preset_session", "bundled_session", "model_file_session", "data_file_session", "default_model_config",
            "model_matches_data", "app_train_config", "forward_x0", "describe_data", "describe_model", "DataError"]

@@ -38,6 +38,16 @@ TRAINING_STATES = ("idle", "running", "paused", "stopping")
 DIRECTIONS = ("reverse", "forward")
 
 
+def progress_unbiased(p, model) -> bool:
+    """Whether a training record's held-out K is unbiased: its own mark when it carries one, else
+    whether it summed every step (``eval_steps`` ≥ T − 1 makes the live estimate exact)."""
+    ev = getattr(p, "evaluation", None)
+    if ev is not None:  # models.evaluation: "live" (stratified, unbiased) or "exact"
+        return getattr(ev, "method", "") in ("live", "exact")
+    kl = np.asarray(getattr(p, "kl_bits_per_step", []), dtype=np.float64)
+    return bool(len(kl) > 1 and np.isfinite(kl[1:]).all())
+
+
 def model_kind(model: DiffusionModel) -> str:
     """What kind of data a model is for: "binary" (binomial kernel), "images" ([C, H, W]) or "points"."""
     c = model.config
@@ -97,21 +107,37 @@ class Trajectory:
 
 @dataclass
 class History:
-    """K curves for the training plot (one entry per progress record)."""
+    """K curves for the training plot (one entry per progress record).
+
+    ``unbiased[i]`` says whether record i's held-out K is an unbiased estimate (exact over every step,
+    or a stratified sample of the steps). Histories read from files without that mark are not: older
+    runs stored a log-spaced estimate that is far too low for image models, so the K plot draws their
+    held-out column nowhere and shows the file's exact record instead (see :meth:`AppState.k_reading`)."""
 
     iteration: list = field(default_factory=list)
     K_train_bits: list = field(default_factory=list)
     K_heldout_bits: list = field(default_factory=list)
     K_minus_Lnull_bits: list = field(default_factory=list)
+    unbiased: list = field(default_factory=list)
 
-    def append(self, it, k_train, k_held, k_gain) -> None:
+    def append(self, it, k_train, k_held, k_gain, unbiased: bool = True) -> None:
         self.iteration.append(float(it))
         self.K_train_bits.append(float(k_train))
         self.K_heldout_bits.append(float(k_held))
         self.K_minus_Lnull_bits.append(float(k_gain))
+        self.unbiased.append(bool(unbiased))
+
+    def heldout_unbiased(self) -> tuple[np.ndarray, np.ndarray]:
+        """(iteration, K held out) of the records whose held-out K is unbiased and finite, float64."""
+        it = np.asarray(self.iteration, dtype=np.float64)
+        k = np.asarray(self.K_heldout_bits, dtype=np.float64)
+        ok = np.asarray(self.unbiased, dtype=bool) & np.isfinite(k) & np.isfinite(it)
+        return np.ascontiguousarray(it[ok]), np.ascontiguousarray(k[ok])
 
     @staticmethod
-    def from_arrays(h: dict) -> "History":
+    def from_arrays(h: dict, unbiased: bool = False) -> "History":
+        """A history from a file's (or the Trainer's) arrays; ``unbiased``: whether its held-out column
+        may be drawn as K held out (an explicit ``K_heldout_unbiased`` array wins)."""
         out = History()
         its = np.asarray(h.get("iteration", []), dtype=np.float64).ravel()
         n = len(its)
@@ -124,10 +150,48 @@ class History:
         out.K_train_bits = col("K_train_bits")
         out.K_heldout_bits = col("K_heldout_bits")
         out.K_minus_Lnull_bits = col("K_minus_Lnull_bits")
+        marks = h.get("K_heldout_unbiased")
+        if marks is not None and len(np.asarray(marks).ravel()) >= n:
+            out.unbiased = [bool(v) for v in np.asarray(marks).ravel()[:n]]
+        else:
+            out.unbiased = [bool(unbiased)] * n
         return out
 
     def __len__(self) -> int:
         return len(self.iteration)
+
+
+@dataclass(frozen=True)
+class KReading:
+    """The one K the app shows for the current model (status bar, K panel, ``--screenshot`` line).
+
+    ``source``: "exact" (the file's end-of-training record: every step, ``n_eval`` held-out examples),
+    "live" (an unbiased held-out estimate from a training record or a one-off evaluation), "train"
+    (the training minibatches' unbiased one-random-step estimate, when the held-out figure of the
+    record is not unbiased) or "none". Bits in ``unit``."""
+
+    source: str
+    bits: float = math.nan
+    stderr_bits: float = math.nan
+    minus_null_bits: float = math.nan
+    iteration: int = 0
+    n_eval: int = 0
+    unit: str = ""
+
+    @property
+    def known(self) -> bool:
+        return self.source != "none" and math.isfinite(self.bits)
+
+    def text(self) -> str:
+        """"K = 4.889 ± 0.027 bits/point exact" (or "K not measured yet")."""
+        if not self.known:
+            return "K not measured yet"
+        err = f" ± {self.stderr_bits:.3f}" if math.isfinite(self.stderr_bits) else ""
+        what = {"exact": "exact", "live": "held out", "train": "train minibatches"}[self.source]
+        return f"K = {self.bits:.3f}{err} {self.unit} {what}"
+
+
+SOURCES = ("bundled", "file", "preset", "new", "drawn", "data", "autosave")
 
 
 class AppState(QObject):
@@ -148,6 +212,8 @@ class AppState(QObject):
     message = Signal(str, str)  # level ("info" | "warning" | "error"), text
     busy_changed = Signal(str)  # text of the job in progress, "" when none
     recent_changed = Signal()
+    settings_changed = Signal()  # pending_config, budget_s, speed or loop
+    trajectory_progress = Signal(str, float)  # direction, fraction computed (1.0: complete)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -167,7 +233,9 @@ class AppState(QObject):
         self.last_progress = None
         self.recorded: dict | None = None
         self.evaluation: dict | None = None  # a one-off evaluation of the current model (not training)
-        self.samples: np.ndarray | None = None  # latest fixed-seed samples, normalised [n, *S]
+        self.samples: np.ndarray | None = None  # latest fixed-seed samples [n, *S], in ``samples_space``
+        self.samples_space = "normalised"  # or "display" (binary and images from a trajectory)
+        self.file_meta: dict | None = None  # the meta of the model file the session came from
         self.samples_iteration = 0
         self.trajectories: dict[str, Trajectory] = {}
         self.direction = "reverse"
@@ -177,6 +245,14 @@ class AppState(QObject):
         self.busy = ""
         self.recent: list[str] = []
         self.log: list[tuple[str, str]] = []
+        self.source = "new"  # where the session came from: one of SOURCES
+        self.unsaved = False  # trained since it was last saved or opened
+        # settings (the widgets bind to these; none lives in a widget)
+        self.pending_config = None  # a ModelConfig edited while a trained model is shown ("New model" applies it)
+        self.budget_s = 0.0  # training budget in seconds (0 = until stopped)
+        self.speed = 20  # playback speed, diffusion steps per second
+        self.loop = True
+        self.trajectory_fraction: dict[str, float] = {}  # direction → fraction computed while streaming
 
     # ---- derived ------------------------------------------------------------------------------
     @property
@@ -214,6 +290,69 @@ class AppState(QObject):
         return self.trajectories.get(self.direction)
 
     @property
+    def origin(self) -> str:
+        """What the Preset box and the ``--screenshot`` line name: "bundled model bark", "preset bark
+        (untrained)", "model file mine.h5", "drawn points", "data file x.npy"."""
+        if self.source == "bundled" and self.preset is not None:
+            return f"bundled model {self.preset.name}"
+        if self.source in ("file", "autosave") and self.model_path is not None:
+            return f"model file {self.model_path.name}"
+        if self.source == "drawn":
+            return "drawn points"
+        if self.source == "data" and self.data is not None:
+            return f"data file {self.data.name}"
+        if self.preset is not None:
+            return f"preset {self.preset.name}"
+        return getattr(self.data, "name", "no data") or "no data"
+
+    def k_reading(self) -> KReading:
+        """The K shown for the current model. The exact record of the file wins until the model trains
+        further; then the last training record (its held-out K when unbiased, else the training
+        minibatches' estimate); then a one-off evaluation of this model."""
+        unit = self.unit
+        rec = self.recorded
+        if rec is not None and self.last_progress is None:
+            return KReading("exact", rec["K_bits"], rec["K_stderr_bits"], rec["K_minus_Lnull_bits"],
+                            self.iteration, int(rec["n_eval"]), unit)
+        h = self.history
+        if self.last_progress is not None and len(h):
+            if h.unbiased[-1] and math.isfinite(h.K_heldout_bits[-1]):
+                p = self.last_progress
+                return KReading("live", h.K_heldout_bits[-1], float(getattr(p, "K_heldout_stderr_bits", math.nan)),
+                                h.K_minus_Lnull_bits[-1], int(h.iteration[-1]), 0, unit)
+            if math.isfinite(h.K_train_bits[-1]):
+                return KReading("train", h.K_train_bits[-1], math.nan, math.nan, int(h.iteration[-1]), 0, unit)
+        ev = self.evaluation
+        if ev is not None and ev.get("unbiased") and math.isfinite(ev["K_heldout_bits"]):
+            return KReading("live", ev["K_heldout_bits"], ev.get("K_heldout_stderr_bits", math.nan),
+                            ev["K_minus_Lnull_bits"], self.iteration, int(ev.get("n_eval", 0)), unit)
+        return KReading("none", unit=unit)
+
+    def describe(self) -> str:
+        """One line: what is shown (origin, trained or not, K). Used by ``--screenshot``."""
+        if self.model is None:
+            return "no model"
+        trained = "trained" if self.is_trained or self.recorded is not None else "untrained"
+        return f"{self.origin} ({trained}, {self.k_reading().text()})"
+
+    # ---- settings -----------------------------------------------------------------------------
+    def set_pending_config(self, cfg) -> None:
+        self.pending_config = cfg
+        self.settings_changed.emit()
+
+    def set_budget(self, seconds: float) -> None:
+        self.budget_s = max(0.0, float(seconds))
+        self.settings_changed.emit()
+
+    def set_speed(self, steps_per_s: int) -> None:
+        self.speed = int(min(max(int(steps_per_s), 1), 1000))
+        self.settings_changed.emit()
+
+    def set_loop(self, on: bool) -> None:
+        self.loop = bool(on)
+        self.settings_changed.emit()
+
+    @property
     def session_name(self) -> str:
         if self.model_path is not None:
             return self.model_path.name
@@ -249,9 +388,18 @@ class AppState(QObject):
 
     def set_session(self, model: DiffusionModel, data, *, preset=None, path: Path | None = None,
                     train_history: dict | None = None, optimizer_state: dict | None = None, norm: dict | None = None,
-                    note: str = "", recorded: dict | None = None) -> None:
-        """Replace model and data; resets curves, history, samples and trajectories."""
+                    note: str = "", recorded: dict | None = None, source: str = "new",
+                    history_unbiased: bool = False, file_meta: dict | None = None) -> None:
+        """Replace model and data; resets curves, history, samples, trajectories, the pending settings
+        and the unsaved mark. ``history_unbiased``: the stored history's held-out K may be drawn."""
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
         model.eval()
+        self.source = source
+        self.unsaved = False
+        self.pending_config = None
+        self.trajectory_fraction = {}
+        self.file_meta = dict(file_meta) if file_meta is not None else None
         self.model = model
         self.data = data
         self.preset = preset
@@ -259,11 +407,12 @@ class AppState(QObject):
         self.norm = norm if norm is not None else (data.norm.to_dict() if data is not None else None)
         self.note = note
         self.recorded = recorded  # exact K stored by dpm train; dropped once this model trains further
-        self.train_history = {k: list(np.asarray(v)) for k, v in (train_history or {}).items()}
+        self.train_history = {k: list(np.asarray(v)) for k, v in (train_history or {}).items()
+                              if k != "K_heldout_unbiased"}  # the app's own column, not the Trainer's
         self.optimizer_state = optimizer_state
         its = self.train_history.get("iteration", [])
         self.iteration = int(its[-1]) if len(its) else 0
-        self.history = History.from_arrays(train_history or {})
+        self.history = History.from_arrays(train_history or {}, unbiased=history_unbiased)
         self.schedule_source = "learned" if model.config.learn_beta else "named"
         self.samples = None
         self.last_progress = None
@@ -353,12 +502,14 @@ class AppState(QObject):
         self.last_progress = p
         self.recorded = None
         self.iteration = int(p.iteration)
-        self.history.append(p.iteration, p.K_train_bits, p.K_heldout_bits, p.K_minus_Lnull_bits)
+        self.history.append(p.iteration, p.K_train_bits, p.K_heldout_bits, p.K_minus_Lnull_bits,
+                            unbiased=progress_unbiased(p, self.model))
         self.curves = self._curves_from(p.beta, p.alpha_bar, p.entropy_lower, p.entropy_upper, p.reverse_entropy,
                                         p.kl_bits_per_step)
         self.curves_live = True
         if p.samples is not None:
             self.samples = np.ascontiguousarray(p.samples, dtype=np.float32)
+            self.samples_space = "normalised"
             self.samples_iteration = int(p.iteration)
         self.progress_added.emit(p)
         self.curves_changed.emit()
@@ -386,11 +537,16 @@ class AppState(QObject):
         self.curves = self._curves_from(ev["beta"], ev["alpha_bar"], ev["entropy_lower"], ev["entropy_upper"],
                                         ev["reverse_entropy"], ev["kl_bits_per_step"])
         if ev.get("samples") is not None:
-            self.samples = np.ascontiguousarray(ev["samples"], dtype=np.float32)
-            self.samples_iteration = self.iteration
-            self.samples_changed.emit()
+            self.set_samples(ev["samples"])
         self.curves_changed.emit()
         self.evaluated.emit()
+
+    def set_samples(self, x: np.ndarray, space: str = "normalised") -> None:
+        """Fixed-seed samples of the current model [n, *S] (normalised, or display space)."""
+        self.samples = np.ascontiguousarray(x, dtype=np.float32)
+        self.samples_space = space
+        self.samples_iteration = self.iteration
+        self.samples_changed.emit()
 
     def set_curves(self, curves: BoundCurves) -> None:
         self.curves = curves
@@ -404,11 +560,31 @@ class AppState(QObject):
             self.training = status
             self.training_changed.emit(status)
 
-    def set_trajectory(self, traj: Trajectory) -> None:
+    def set_trajectory(self, traj: Trajectory, fraction: float = 1.0) -> None:
+        """Show ``traj``; ``fraction`` < 1 while it streams in (its frames so far). A trajectory that
+        replaces a growing one of the same direction keeps the shown t."""
+        old = self.trajectories.get(traj.direction)
         self.trajectories[traj.direction] = traj
+        self.trajectory_fraction[traj.direction] = float(fraction)
         if traj.direction == self.direction:
+            if old is not None and old.n_frames and self.frame < old.n_frames and traj.source == old.source:
+                self.frame = int(np.abs(traj.t - old.t[self.frame]).argmin())
             self.frame = min(self.frame, traj.n_frames - 1)
         self.trajectory_changed.emit(traj.direction)
+        self.trajectory_progress.emit(traj.direction, float(fraction))
+
+    def set_trajectory_progress(self, direction: str, fraction: float) -> None:
+        """How much of ``direction``'s trajectory is computed (0..1), or −1 once it was cancelled."""
+        self.trajectory_fraction[direction] = float(fraction)
+        self.trajectory_progress.emit(direction, float(fraction))
+
+    def streaming(self, direction: str | None = None) -> bool:
+        """Whether the shown (or ``direction``'s) trajectory is being computed right now."""
+        return 0.0 <= self.trajectory_fraction.get(direction or self.direction, 1.0) < 1.0
+
+    def incomplete(self, direction: str | None = None) -> bool:
+        """Whether the shown (or ``direction``'s) trajectory lacks frames (computing or cancelled)."""
+        return self.trajectory_fraction.get(direction or self.direction, 1.0) < 1.0
 
     def set_direction(self, direction: str) -> None:
         if direction not in DIRECTIONS:

@@ -1,12 +1,13 @@
-"""Background jobs. Each wraps a :mod:`models` generator in a thread and hands plain results (typed
+"""Background jobs. Each iterates a :mod:`models` generator in a thread and hands plain results (typed
 records, contiguous float32 numpy arrays) to the GUI thread through queued signals. Widgets are never
-touched here.
+touched here, and no job hooks into a model.
 
-* :class:`TrainWorker` iterates ``Trainer(...).run()``; pause, resume and stop take effect between two
-  network evaluations (a forward pre-hook is the cancellation point), so a Stop lands within one
-  training step or one evaluation batch, never after a whole report interval.
-* :class:`TrajectoryWorker` runs ``forward_steps`` / ``reverse_steps`` once and caches every kept x^t
-  as float32 ``[S, N, *shape]`` (plus, for 2-D points, the reverse drift on a grid).
+* :class:`TrainWorker` iterates ``Trainer(...).run(ticks=True)``: the trainer yields after every update,
+  and those yields are the pause, stop and snapshot points (a Stop lands within one training step, or
+  one report's evaluation). Pausing is not calling ``next``; the trainer does not count that time.
+* :class:`TrajectoryWorker` iterates ``forward_steps`` / ``reverse_steps`` once, caching every kept x^t
+  as float32 ``[S, N, *shape]``; the part computed so far is handed over as it grows (the first frame
+  at once), so the view can play it while the rest is computed.
 * :func:`run_task` runs a plain function (loading a file or a preset) in Qt's thread pool.
 """
 from __future__ import annotations
@@ -29,25 +30,7 @@ from models.training import TrainConfig, Trainer
 
 from .state import Trajectory
 
-
-class _Stopped(Exception):
-    """Raised inside the training thread at a cancellation point once Stop was asked for."""
-
-
-class _GatedData:
-    """The data set as the Trainer sees it: every training batch first passes ``gate`` (pause, stop and
-    snapshot requests are served there, between two optimiser updates)."""
-
-    def __init__(self, data, gate: Callable[[], None]):
-        self._data = data
-        self._gate = gate
-
-    def __getattr__(self, name):
-        return getattr(self._data, name)
-
-    def sample_train(self, n, generator):
-        self._gate()
-        return self._data.sample_train(n, generator)
+STREAM_EVERY_S = 0.25  # hand over the growing trajectory this often
 
 
 @dataclass(frozen=True)
@@ -77,7 +60,7 @@ class TrainWorker(QThread):
     """
 
     progress = Signal(object)  # TrainProgress
-    snapshot_ready = Signal(object)  # DiffusionModel (CPU copy of the evaluation weights)
+    snapshot_ready = Signal(object, object)  # DiffusionModel (CPU copy of the evaluation weights), history copy
     done = Signal(object)  # TrainResult
     failed = Signal(str)
 
@@ -115,8 +98,6 @@ class TrainWorker(QThread):
 
     def stop(self) -> None:
         self._stop.set()
-        if self.trainer is not None:
-            self.trainer.stop()
         self.resume()
 
     @property
@@ -128,27 +109,19 @@ class TrainWorker(QThread):
         self._want_snapshot.set()
 
     # ---- the training thread --------------------------------------------------------------------
-    def _checkpoint(self, *_args) -> None:
-        """Cancellation point: raises on stop, blocks while paused (paused time is not training time)."""
-        if self._stop.is_set():
-            raise _Stopped
-        if self._paused:
+    def _serve(self) -> bool:
+        """At one of the trainer's yields: deliver a snapshot if asked, wait while paused. False once
+        Stop was asked for."""
+        if self._want_snapshot.is_set() and self.trainer is not None:
+            self._want_snapshot.clear()
+            self.snapshot_ready.emit(copy_model(self.trainer.eval_model), self.trainer.history_arrays())
+        if self._paused and not self._stop.is_set():
             t0 = time.perf_counter()
             with self._cond:
                 while self._paused and not self._stop.is_set():
                     self._cond.wait(0.05)
-            dt = time.perf_counter() - t0
-            self.paused_seconds += dt
-            if self.trainer is not None:  # keep a time budget and the reported seconds to training time
-                self.trainer.seconds_before -= dt
-            if self._stop.is_set():
-                raise _Stopped
-
-    def _gate(self) -> None:
-        self._checkpoint()
-        if self._want_snapshot.is_set() and self.trainer is not None:
-            self._want_snapshot.clear()
-            self.snapshot_ready.emit(copy_model(self.trainer.eval_model))
+            self.paused_seconds += time.perf_counter() - t0
+        return not self._stop.is_set()
 
     def _calibrated(self, trainer: Trainer) -> TrainConfig:
         c = trainer.config
@@ -161,7 +134,7 @@ class TrainWorker(QThread):
             n += 1
         t_step = (time.perf_counter() - t0) / n
         t0 = time.perf_counter()
-        trainer.evaluate(with_samples=False)
+        trainer.snapshot(with_samples=False)
         t_eval = time.perf_counter() - t0
         interval = max(self.target_interval_s, 4.0 * t_eval)
         every = int(min(max(round(interval / max(t_step, 1e-6)), 1), 5000))
@@ -169,39 +142,37 @@ class TrainWorker(QThread):
 
     def run(self) -> None:  # noqa: D401 - QThread entry point
         trainer = None
-        hooks = []
         last_message = "finished"
         stopped = False
         try:
             self.wall_start = time.perf_counter()
-            trainer = Trainer(self.model, _GatedData(self.data, self._gate), self.config, device=self.device,
-                              history=self.history, optimizer_state=self.optimizer_state, iteration=self.iteration)
+            trainer = Trainer(self.model, self.data, self.config, device=self.device, history=self.history,
+                              optimizer_state=self.optimizer_state, iteration=self.iteration)
             self.trainer = trainer
-            if self._stop.is_set():
-                trainer.stop()
-            nets = {id(m): m for m in (trainer.model, trainer.ema_model) if m is not None}
-            hooks = [m.net.register_forward_pre_hook(self._checkpoint) for m in nets.values()]
             self.its_at_start = trainer.iteration
-            if self.calibrate:
+            if self.calibrate and not self._stop.is_set():
                 trainer.config = self._calibrated(trainer)
-            for p in trainer.run():
-                self.progress.emit(p)
-                if p.done:
-                    last_message = p.message or last_message
-                    break
-                self._checkpoint()  # stop pulling while paused
-        except _Stopped:
-            stopped = True
-            last_message = "stopped"
-            if trainer is not None and trainer.ema_model is not None:
+            run = trainer.run(ticks=True)
+            try:
+                for p in run:
+                    if p is not None:
+                        self.progress.emit(p)
+                        if p.done:
+                            last_message = p.message or last_message
+                            break
+                    if not self._serve():
+                        stopped = True
+                        last_message = "stopped"
+                        break
+            finally:
+                run.close()
+            if stopped and trainer.ema_model is not None:
                 # as Trainer.run does at its end: the result is the averaged model
                 trainer.model.load_state_dict(trainer.ema_model.state_dict())
         except Exception as e:  # noqa: BLE001 - reported to the user, the app keeps running
             self.failed.emit(f"training failed: {type(e).__name__}: {e}")
             last_message = "failed"
         finally:
-            for h in hooks:
-                h.remove()
             self.model.eval()
         if trainer is not None:
             self.done.emit(TrainResult(message=last_message, iteration=trainer.iteration,
@@ -250,15 +221,20 @@ def kept_times(T: int, per_frame_bytes: int, max_frames: int, max_bytes: int) ->
 
 
 class TrajectoryWorker(QThread):
-    """Computes the requested trajectories; emits each as soon as it is complete."""
+    """Computes the requested trajectories. ``partial`` hands over the frames computed so far (the
+    first at once, then every ~0.25 s): a :class:`Trajectory` viewing the rows already written (the
+    thread only writes rows not yet handed over) and the fraction done; ``trajectory_ready`` hands
+    over each complete one."""
 
     trajectory_ready = Signal(object)  # Trajectory
+    partial = Signal(object, float)  # Trajectory so far, fraction of the steps done
     progress = Signal(str, float)  # direction, fraction done
     failed = Signal(str)
 
-    def __init__(self, request: TrajectoryRequest, parent=None):
+    def __init__(self, request: TrajectoryRequest, parent=None, stream_every_s: float = STREAM_EVERY_S):
         super().__init__(parent)
         self.request = request
+        self.stream_every_s = stream_every_s
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -283,6 +259,12 @@ class TrajectoryWorker(QThread):
             if not self.cancelled:
                 self.failed.emit(f"trajectory failed: {type(e).__name__}: {e}")
 
+    def _view(self, direction: str, frames: np.ndarray, ts: list[int], lo: int, hi: int) -> Trajectory:
+        """The rows lo..hi (inclusive) as a trajectory sharing ``frames``' memory."""
+        r = self.request
+        return Trajectory(direction=direction, frames=frames[lo:hi + 1], t=np.asarray(ts[lo:hi + 1], dtype=np.int64),
+                          kind=r.kind, space="normalised" if r.display is None else "display", source=r.source)
+
     def _compute(self, direction: str) -> Trajectory | None:
         r = self.request
         m = r.model
@@ -301,6 +283,8 @@ class TrajectoryWorker(QThread):
         index = {t: i for i, t in enumerate(ts)}
         frames = np.empty((len(ts), n, *shape), dtype=np.float32)
         done = 0
+        lo = hi = None  # rows written so far (reverse fills from the top, forward from the bottom)
+        last_emit = 0.0
         for st in steps:
             if self.cancelled:
                 return None
@@ -308,8 +292,14 @@ class TrajectoryWorker(QThread):
             if i is not None:
                 x = st.x.detach().to("cpu", torch.float32).numpy()
                 frames[i] = r.display(x) if r.display is not None else x
+                lo = i if lo is None else min(lo, i)
+                hi = i if hi is None else max(hi, i)
+                now = time.perf_counter()
+                if done < T and (last_emit == 0.0 or now - last_emit >= self.stream_every_s):
+                    last_emit = now
+                    self.partial.emit(self._view(direction, frames, ts, lo, hi), done / (T + 1))
             done += 1
-            if done % max(1, (T + 1) // 20) == 0:
+            if done % max(1, (T + 1) // 50) == 0:
                 self.progress.emit(direction, done / (T + 1))
         drift = grid = None
         if r.drift_grid and r.kind == "points" and shape == (2,):
@@ -333,12 +323,19 @@ class TrajectoryWorker(QThread):
 
 
 def evaluate_model(model: DiffusionModel, data, config: TrainConfig) -> dict:
-    """One live-K evaluation of ``model`` on ``data``, exactly as the Trainer reports it while training
-    (held-out K, per-step KL terms, entropy bounds, the model's reverse entropy, fixed-seed samples).
-    Runs on a copy; meant for a worker thread. Returns Trainer.evaluate's dict."""
+    """One live-K evaluation of ``model`` on ``data``, as the Trainer reports it while training
+    (held-out K — unbiased, :func:`models.evaluation.live_K` —, per-step KL terms, entropy bounds, the
+    model's reverse entropy, and fixed-seed samples when ``config.n_samples`` > 0). Runs on a copy;
+    meant for a worker thread. Returns a dict of Trainer.snapshot's fields."""
     m = copy_model(model)
     trainer = Trainer(m, data, dataclasses.replace(config, ema=None), device="cpu")
-    return trainer.evaluate(with_samples=config.n_samples > 0)
+    snap = trainer.snapshot(with_samples=config.n_samples > 0)
+    ev = snap.evaluation
+    return dict(K_heldout_bits=ev.K_bits, K_heldout_stderr_bits=ev.K_stderr_bits,
+                K_minus_Lnull_bits=ev.K_minus_Lnull_bits, kl_bits_per_step=ev.kl_bits_per_step,
+                entropy_lower=snap.entropy_lower, entropy_upper=snap.entropy_upper,
+                reverse_entropy=snap.reverse_entropy, samples=snap.samples, beta=snap.beta,
+                alpha_bar=snap.alpha_bar, unbiased=ev.method in ("live", "exact"), n_eval=ev.n)
 
 
 _LIVE_TASKS: set = set()

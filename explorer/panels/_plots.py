@@ -60,3 +60,40 @@ class StaggeredRefresh:
         else:
             self._timer.stop()
             self._refresh()
+
+
+PEN_CURSOR = pg.mkPen(90, 90, 90, 160, width=1, style=pg.QtCore.Qt.DotLine)
+
+
+class TimeCursor:
+    """A vertical line at the t shown by the trajectory slider, on a plot whose x axis is t. It
+    follows the state's frame, direction and trajectory; hidden while there is no trajectory."""
+
+    def __init__(self, state, plot: pg.PlotWidget):
+        self.state = state
+        self.line = pg.InfiniteLine(angle=90, pen=PEN_CURSOR, movable=False)
+        self.line.setZValue(20)
+        plot.getPlotItem().addItem(self.line, ignoreBounds=True)
+        state.frame_changed.connect(lambda _i: self.update())
+        state.trajectory_changed.connect(lambda _d: self.update())
+        state.direction_changed.connect(lambda _d: self.update())
+        self.update()
+
+    @property
+    def t(self) -> int | None:
+        traj = self.state.trajectory
+        if traj is None or traj.n_frames == 0:
+            return None
+        return int(traj.t[min(self.state.frame, traj.n_frames - 1)])
+
+    def update(self) -> None:
+        t = self.t
+        self.line.setVisible(t is not None)
+        if t is not None:
+            self.line.setValue(t)
+
+
+def sparse(y: np.ndarray) -> bool:
+    """Whether a per-step curve is known at only some steps (then it is drawn as points, not joined)."""
+    y = np.asarray(y, dtype=np.float64)
+    return bool(len(y) and np.isnan(y).any())

@@ -1,5 +1,6 @@
 """The left dock, "Data and model": preset, own data, drawing; architecture, T, schedule, device;
-Train / Pause / Stop; model files and recent files. The panel only emits requests; the main window acts."""
+Train / Pause / Stop; model files and recent files. The panel only emits requests (the controller acts);
+the settings it shows live in the state (``pending_config``, ``budget_s``), not in its widgets."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +18,7 @@ from ..state import AppState
 
 ARCHS_BY_KIND = {"points": ("mlp", "rbf"), "binary": ("mlp", "rbf"), "images": ("conv",)}
 DRAWN = "drawn by hand"
+ORIGIN = "__origin__"  # the Preset box's first item: what is shown when it is not a preset's model
 
 
 class SciSpinBox(QDoubleSpinBox):
@@ -76,16 +78,19 @@ class ControlsPanel(QWidget):
         super().__init__(parent)
         self.state = state
         self._syncing = False
-        self.pending_config: ModelConfig | None = None
 
         # --- data ----------------------------------------------------------------------------------
         self.preset = QComboBox()
         self.preset.setObjectName("preset_combo")
+        self.preset.setPlaceholderText("loading …")
+        self.preset.addItem("", ORIGIN)
         for name, p in PRESETS.items():
             label = name if name in BUNDLED else f"{name} (your files)"
             self.preset.addItem(label, name)
-            self.preset.setItemData(self.preset.count() - 1, p.note or p.unit, Qt.ToolTipRole)
-        self.preset.setToolTip("The paper's experiments (spec §11): data, model and training defaults")
+            tip = "opens the bundled trained model" if name in BUNDLED else "opens an untrained model on your copy"
+            self.preset.setItemData(self.preset.count() - 1, f"{tip} · {p.note or p.unit}", Qt.ToolTipRole)
+        self.preset.setToolTip("The paper's experiments: choosing one opens its bundled trained model "
+                               "(New model starts an untrained one)")
         self.open_data = QPushButton("Open data…")
         self.open_data.setToolTip("A .npy / .csv / .h5 file, an image or a folder of images (or drop one on the window)")
         self.draw = QPushButton("Draw…")
@@ -110,7 +115,7 @@ class ControlsPanel(QWidget):
         self.T.setRange(2, 5000)
         self.T.setToolTip("Number of diffusion steps")
         self.schedule = QComboBox()
-        self.schedule.setToolTip("β_t schedule (spec §3); drag β on the schedule plot to draw one by hand")
+        self.schedule.setToolTip("The β_t schedule; drag β on the schedule plot to draw one by hand")
         self.beta_1 = SciSpinBox(1e-8, 0.5)
         self.beta_1.setToolTip("Fixed first step β_1: caps K − L_null at ½·log2((1 − ᾱ_T)/β_1) bits per dimension")
         self.learn_beta = QCheckBox("learn β₂..T")
@@ -149,7 +154,9 @@ class ControlsPanel(QWidget):
         self.budget.setRange(0, 24 * 3600)
         self.budget.setSuffix(" s")
         self.budget.setSpecialValueText("until stopped")
+        self.budget.valueChanged.connect(lambda v: None if self._syncing else state.set_budget(v))
         self.budget.setToolTip("Training time (0 = until you press Stop)")
+        self.budget.setValue(int(state.budget_s))
         self.train = QPushButton("Train")
         self.train.setObjectName("train_button")
         self.train.setToolTip("Train the current model (continues a trained one) (Ctrl+T)")
@@ -189,7 +196,7 @@ class ControlsPanel(QWidget):
         lay.addStretch(1)
 
         # --- wiring ----------------------------------------------------------------------------------
-        self.preset.activated.connect(lambda i: self.preset_chosen.emit(self.preset.itemData(i)))
+        self.preset.activated.connect(self._preset_activated)
         self.open_data.clicked.connect(self.open_data_requested)
         self.draw.clicked.connect(self.draw_requested)
         for w in (self.arch, self.schedule):
@@ -210,17 +217,47 @@ class ControlsPanel(QWidget):
         state.training_changed.connect(lambda _s: self.sync())
         state.recent_changed.connect(self._fill_recent)
         state.progress_added.connect(lambda _p: self._update_model_label())
+        state.settings_changed.connect(self._on_settings)
         self._fill_recent()
         self.sync()
 
     # ---- state → widgets ------------------------------------------------------------------------------
+    def _sync_preset(self) -> None:
+        """The Preset box names what is shown: the preset, or (first item) drawn points, a data file or
+        a model file of no preset; blank while nothing is loaded."""
+        s, box = self.state, self.preset
+        view = box.view()
+        if s.model is None:
+            view.setRowHidden(0, True)
+            box.setCurrentIndex(-1)
+            return
+        if s.preset is not None and s.source in ("bundled", "preset", "file", "autosave", "new"):
+            view.setRowHidden(0, True)
+            box.setCurrentIndex(box.findData(s.preset.name))
+            return
+        box.setItemText(0, s.origin)
+        view.setRowHidden(0, False)
+        box.setCurrentIndex(0)
+
+    def _on_settings(self) -> None:
+        self._syncing = True
+        try:
+            self.budget.setValue(int(self.state.budget_s))
+        finally:
+            self._syncing = False
+        self._update_model_label()
+
     def sync(self) -> None:
         s = self.state
         self._syncing = True
         try:
-            if s.preset is not None:
-                self.preset.setCurrentIndex(self.preset.findData(s.preset.name))
-            self.data_label.setText(describe_data(s.data))
+            self._sync_preset()
+            for w in (self.width, self.T):
+                w.setSpecialValueText("" if s.model is not None else "–")
+            if s.model is None:
+                self.width.setValue(self.width.minimum())
+                self.T.setValue(self.T.minimum())
+            self.data_label.setText(describe_data(s.data) if s.model is not None else "loading …")
             self.data_label.setToolTip(getattr(s.data, "source", "") if s.data is not None else "")
             if s.model is not None:
                 c = s.model.config
@@ -245,7 +282,6 @@ class ControlsPanel(QWidget):
                 self.learn_beta.setEnabled(gaussian)
                 self.beta_1.setEnabled(gaussian)
             self.device.setCurrentText(s.device)
-            self.pending_config = None
             self._update_model_label()
             self._update_buttons()
         finally:
@@ -258,10 +294,14 @@ class ControlsPanel(QWidget):
             return
         self.model_label.setToolTip(describe_model(s.model))
         where = f"from {s.model_path.name}" if s.model_path is not None else "not saved"
+        if s.model_path is not None and s.unsaved:
+            where += ", changed since"
         trained = f"trained {s.iteration:,} iterations" if s.is_trained else "untrained"
         c = s.model.config
         text = (f"{c.kernel}, {s.model.count_parameters():,} parameters · {trained} · {where}")
-        if self.pending_config is not None:
+        pending = s.pending_config is not None
+        self.new_model.setStyleSheet("font-weight: bold;" if pending else "")
+        if pending:
             text += " · <b>settings changed: press New model to apply</b>"
         self.model_label.setText(text)
 
@@ -274,9 +314,10 @@ class ControlsPanel(QWidget):
         self.pause.setEnabled(s.training in ("running", "paused"))
         self.pause.setText("Resume" if s.training == "paused" else "Pause")
         self.stop.setEnabled(s.training in ("running", "paused"))
-        for w in (self.preset, self.open_data, self.draw, self.open_model, self.arch, self.width, self.T,
-                  self.schedule, self.beta_1, self.learn_beta, self.device, self.new_model, self.recent):
+        for w in (self.preset, self.open_data, self.draw, self.open_model, self.device, self.recent):
             w.setEnabled(idle)
+        for w in (self.arch, self.width, self.T, self.schedule, self.beta_1, self.learn_beta, self.new_model):
+            w.setEnabled(idle and s.model is not None)
         self.save_model.setEnabled(s.training in ("idle", "paused") and s.model is not None)
         if idle and s.model is not None:
             g = s.model.is_gaussian
@@ -332,10 +373,10 @@ class ControlsPanel(QWidget):
                 return
         self.config_edited.emit(cfg)
 
-    def mark_pending(self, cfg: ModelConfig | None) -> None:
-        self.pending_config = cfg
-        self.new_model.setStyleSheet("font-weight: bold;" if cfg is not None else "")
-        self._update_model_label()
+    def _preset_activated(self, i: int) -> None:
+        name = self.preset.itemData(i)
+        if name and name != ORIGIN:
+            self.preset_chosen.emit(name)
 
     def _device(self, name: str) -> None:
         if not self._syncing and name:

@@ -1,5 +1,9 @@
-"""Training curves: K in bits (train minibatches and held out) against iteration, with the paper's
-Table 1 value and, where known, the ceiling of spec §12 as reference lines."""
+"""Training curves: K in bits against iteration, with the paper's Table 1 value and, where known, the
+class ceiling (models/README.md, Ceilings) as reference lines.
+
+What is drawn agrees with the K the app prints (:meth:`explorer.state.AppState.k_reading`): the
+training minibatches' estimate (unbiased, noisy), the held-out K only where a record marks it
+unbiased, and a file's exact end-of-training K as a point with its standard error."""
 from __future__ import annotations
 
 import math
@@ -11,6 +15,8 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from ..state import AppState
 from ._plots import PEN_CEILING, PEN_HELDOUT, PEN_REFERENCE, PEN_TRAIN, StaggeredRefresh, finite_xy, make_plot
 
+EXACT_COLOUR = (20, 20, 20)
+
 
 class KCurvePanel(QWidget):
     def __init__(self, state: AppState, parent=None):
@@ -20,15 +26,20 @@ class KCurvePanel(QWidget):
         pi = self.plot.getPlotItem()
         pi.addLegend(offset=(-8, -8), labelTextSize="8pt")
         pi.getViewBox().setDefaultPadding(0.08)
-        self.train = pi.plot(name="K train (minibatch)", pen=PEN_TRAIN)
+        self.train = pi.plot(name="K train minibatches", pen=PEN_TRAIN)
         self.heldout = pi.plot(name="K held out", pen=PEN_HELDOUT, symbol="o", symbolSize=4,
                                symbolBrush=PEN_HELDOUT.color(), symbolPen=None)
-        self.paper = pg.InfiniteLine(angle=0, pen=PEN_REFERENCE, movable=False,
-                                     label="paper {value:.3g}", labelOpts=dict(position=0.98, color=(40, 150, 60), anchors=[(1, 0.5), (1, 0.5)],
-                                                                      fill=(255, 255, 255, 210)))
-        self.ceiling = pg.InfiniteLine(angle=0, pen=PEN_CEILING, movable=False,
-                                       label="ceiling {value:.4g}", labelOpts=dict(position=0.98, color=(200, 50, 50), anchors=[(1, 0.5), (1, 0.5)],
-                                                                         fill=(255, 255, 255, 210)))
+        self.exact = pi.plot(name="K exact (end of training)", pen=None, symbol="d", symbolSize=10,
+                             symbolBrush=EXACT_COLOUR, symbolPen=None)
+        self.current = pi.plot(pen=None, symbol="o", symbolSize=12, symbolBrush=None,
+                               symbolPen=pg.mkPen(*EXACT_COLOUR, width=1.5))  # the K printed below
+        self.exact_err = pg.ErrorBarItem(pen=pg.mkPen(*EXACT_COLOUR, width=1.5), beam=0)
+        pi.addItem(self.exact_err)
+        opts = dict(position=0.98, anchors=[(1, 0.5), (1, 0.5)], fill=(255, 255, 255, 210))
+        self.paper = pg.InfiniteLine(angle=0, pen=PEN_REFERENCE, movable=False, label="paper {value:.3g}",
+                                     labelOpts=dict(color=(40, 150, 60), **opts))
+        self.ceiling = pg.InfiniteLine(angle=0, pen=PEN_CEILING, movable=False, label="ceiling {value:.4g}",
+                                       labelOpts=dict(color=(200, 50, 50), **opts))
         pi.addItem(self.paper)
         pi.addItem(self.ceiling)
         self.summary = QLabel()
@@ -46,43 +57,57 @@ class KCurvePanel(QWidget):
 
     def _on_session(self) -> None:
         p = self.state.preset
-        pi = self.plot.getPlotItem()
-        pi.setLabel("left", f"K ({self.state.unit})")
-        paper = p.paper_K if p is not None else None
-        self.paper.setVisible(paper is not None)
-        if paper is not None:
-            self.paper.setValue(paper)
-        ceiling = p.ceiling if p is not None else None
-        self.ceiling.setVisible(ceiling is not None)
-        if ceiling is not None:
-            self.ceiling.setValue(ceiling)
+        self.plot.getPlotItem().setLabel("left", f"K ({self.state.unit})")
+        for line, value in ((self.paper, p.paper_K if p is not None else None),
+                            (self.ceiling, p.ceiling if p is not None else None)):
+            line.setVisible(value is not None)
+            if value is not None:
+                line.setValue(value)
         self.refresh()
 
+    def drawn_K(self) -> float | None:
+        """The K this plot rings as the current one (the figure printed under it), or None."""
+        _x, y = self.current.getData()
+        return float(y[-1]) if y is not None and len(y) else None
+
     def refresh(self) -> None:
-        h = self.state.history
+        s = self.state
+        h = s.history
         its = np.asarray(h.iteration, dtype=np.float64)
         self.train.setData(*finite_xy(its, h.K_train_bits))
-        self.heldout.setData(*finite_xy(its, h.K_heldout_bits))
-        unit = self.state.unit
-        rec = self.state.recorded
-        p = self.state.preset
+        k = s.k_reading()
+        hx, hy = h.heldout_unbiased()
+        if k.source == "live" and not len(hx):  # a one-off evaluation of this model
+            hx, hy = np.array([float(k.iteration)]), np.array([k.bits])
+        self.heldout.setData(hx, hy)
+        if k.source == "exact":
+            x = float(its[-1]) if len(its) else float(k.iteration)
+            self.exact.setData([x], [k.bits])
+            err = k.stderr_bits if math.isfinite(k.stderr_bits) else 0.0
+            self.exact_err.setData(x=np.array([x]), y=np.array([k.bits]), height=np.array([2 * err]))
+            self.exact_err.setVisible(True)
+        else:
+            self.exact.setData([], [])
+            self.exact_err.setVisible(False)
+        if k.known:
+            x = float(its[-1]) if (k.source == "exact" and len(its)) else float(k.iteration)
+            self.current.setData([x], [k.bits])
+        else:
+            self.current.setData([], [])
+        unit = s.unit
+        p = s.preset
         paper = (f" · paper: K = {p.paper_K:g}, K − L_null = {p.paper_K_minus_Lnull:g}"
                  if p is not None and p.paper_K is not None else "")
-        if rec is not None and self.state.last_progress is None:
-            # the file's exact K (all steps, n_eval examples) rather than the curve's last live estimate
-            self.summary.setText(f"K = {rec['K_bits']:.3f} ± {rec['K_stderr_bits']:.3f} {unit} held out, exact over all "
-                                 f"steps on {rec['n_eval']:,} examples (end of training), K − L_null = "
-                                 f"{rec['K_minus_Lnull_bits']:.3f} {unit}{paper}")
-        elif len(h) and math.isfinite(h.K_heldout_bits[-1]):
-            p = self.state.preset
-            txt = (f"K = {h.K_heldout_bits[-1]:.3f} {unit} held out, K − L_null = {h.K_minus_Lnull_bits[-1]:.3f} "
-                   f"{unit}, at iteration {int(h.iteration[-1]):,}")
-            if p is not None and p.paper_K is not None:
-                txt += f" · paper: K = {p.paper_K:g}, K − L_null = {p.paper_K_minus_Lnull:g}"
-            self.summary.setText(txt)
-        elif self.state.evaluation is not None and math.isfinite(self.state.evaluation["K_heldout_bits"]):
-            ev = self.state.evaluation
-            self.summary.setText(f"K = {ev['K_heldout_bits']:.3f} {unit} held out, K − L_null = "
-                                 f"{ev['K_minus_Lnull_bits']:.3f} {unit} (this model, {'untrained' if not self.state.is_trained else 'evaluated now'})")
+        gain = f", K − L_null = {k.minus_null_bits:.3f} {unit}" if math.isfinite(k.minus_null_bits) else ""
+        if k.source == "exact":
+            self.summary.setText(f"K = {k.bits:.3f} ± {k.stderr_bits:.3f} {unit} held out, exact over all steps on "
+                                 f"{k.n_eval:,} examples (end of training){gain}{paper}")
+        elif k.source == "live":
+            n = f" on {k.n_eval:,} examples" if k.n_eval else ""
+            when = f"at iteration {k.iteration:,}" if s.is_trained else "untrained"
+            self.summary.setText(f"K = {k.bits:.3f} {unit} held out (unbiased estimate{n}), {when}{gain}{paper}")
+        elif k.source == "train":
+            self.summary.setText(f"K = {k.bits:.3f} {unit} on the training minibatches at iteration {k.iteration:,}"
+                                 f" (no unbiased held-out figure in this record){paper}")
         else:
-            self.summary.setText(f"no training yet · K is reported in {unit}")
+            self.summary.setText(f"no K yet · K is reported in {unit}{paper}")

@@ -1,5 +1,6 @@
-"""Per-step entropy bounds (spec §2.4, Eq. 24) as a band, with the model's own reverse-step entropy
-inside it: the optimal reverse variance lies between β̃_t and β_t (spec §12)."""
+"""Per-step entropy bounds (Eq. 24) as a band, with the model's own reverse-step entropy inside it:
+the optimal reverse variance lies between β̃_t and β_t (models/README.md, Ceilings). The model's
+entropy is evaluated at some steps only; those are drawn as points, never joined by lines."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,14 +8,14 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..state import AppState
-from ._plots import PEN_HELDOUT, StaggeredRefresh, finite_xy, make_plot, steps_axis
+from ._plots import PEN_HELDOUT, StaggeredRefresh, TimeCursor, finite_xy, make_plot, sparse, steps_axis
 
 
 class EntropyPanel(QWidget):
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
         self.state = state
-        self.plot = make_plot("Reverse-step entropy H(X^{t−1}|X^t) and its bounds", "t",
+        self.plot = make_plot("Entropy H(X^{t−1}|X^t): bounds and model", "t",
                               "bits per dimension", name="entropy_plot")
         pi = self.plot.getPlotItem()
         pi.addLegend(offset=(8, 8), labelTextSize="8pt")
@@ -24,8 +25,9 @@ class EntropyPanel(QWidget):
         pi.addItem(self.band)
         pi.addItem(self.upper)
         pi.addItem(self.lower)
-        self.model_entropy = pi.plot(name="model", pen=PEN_HELDOUT, symbol="o", symbolSize=4,
+        self.model_entropy = pi.plot(name="model", pen=PEN_HELDOUT, symbol="o", symbolSize=5,
                                      symbolBrush=PEN_HELDOUT.color(), symbolPen=None)
+        self.cursor = TimeCursor(state, self.plot)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot)
@@ -41,4 +43,5 @@ class EntropyPanel(QWidget):
         lo = np.where(np.isfinite(c.entropy_lower_bits), c.entropy_lower_bits, c.entropy_upper_bits)
         self.upper.setData(t, np.ascontiguousarray(c.entropy_upper_bits))
         self.lower.setData(t, np.ascontiguousarray(lo))
+        self.model_entropy.setPen(None if sparse(c.reverse_entropy_bits) else PEN_HELDOUT)
         self.model_entropy.setData(*finite_xy(t, c.reverse_entropy_bits))

@@ -63,14 +63,16 @@ class SamplesPanel(QWidget):
         if x is None:
             self.scatter.setData(np.empty((0, 2), np.float32))
             self.image.clear()
-            self.caption.setText("fixed-seed samples appear here while training")
+            self.caption.setText("fixed-seed samples appear here (end of the reverse trajectory, or while training)")
             return
         kind = self.state.kind
         if kind == "points":
             self.scatter.setData(np.ascontiguousarray(x[:, :2]))
         else:
-            d = self.state.display(x)
+            d = x if self.state.samples_space == "display" else self.state.display(x)
             img = tile_images(d) if kind == "images" else np.ascontiguousarray(d.reshape(d.shape[0], -1))
             self.image.setImage(img, autoLevels=False, levels=(0.0, 1.0))
             self.view.setRange(xRange=(0, img.shape[1]), yRange=(0, img.shape[0]), padding=0.02)
-        self.caption.setText(f"{len(x):,} fixed-seed samples at iteration {self.state.samples_iteration:,}")
+        it = self.state.samples_iteration
+        self.caption.setText(f"{len(x):,} fixed-seed samples" + (f" at iteration {it:,}" if it else "")
+                             + (" (the reverse trajectory's t = 0)" if self.state.training == "idle" else ""))

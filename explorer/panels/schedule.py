@@ -1,5 +1,5 @@
 """The diffusion-rate schedule: β_t (log scale) and ᾱ_t against t, the β_1 cap on K − L_null
-(spec §2.3, §12), and — for a Gaussian model that has not been trained — handles to drag β by hand.
+(models/README.md, Ceilings), and — for a Gaussian model that has not been trained — handles to drag β by hand.
 
 Editing: handle 0 sets β_1 itself (the fixed first step that caps K). The other handles sit at evenly
 spaced t ≥ 2; dragging one shifts logit β_t there, and the shift is interpolated linearly in t between
@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..state import AppState
-from ._plots import PEN_BETA, PEN_FAINT, StaggeredRefresh, make_plot, steps_axis
+from ._plots import PEN_BETA, PEN_FAINT, StaggeredRefresh, TimeCursor, make_plot, steps_axis
 
 BETA_MIN, BETA_MAX = 1e-6, 0.999
 N_HANDLES = 10
@@ -85,10 +85,11 @@ class SchedulePanel(QWidget):
         self.abar = self.abar_plot.plot(pen=pg.mkPen(60, 120, 200, width=2), fillLevel=0,
                                         fillBrush=pg.mkBrush(60, 120, 200, 40))
         self.abar_plot.setYRange(0, 1.02, padding=0)
+        self.cursors = (TimeCursor(state, self.beta_plot), TimeCursor(state, self.abar_plot))
         self.info = QLabel()
         self.info.setWordWrap(True)
         self.info.setTextFormat(Qt.RichText)
-        self.info.setToolTip("β₁ caps the bound: K − L_null ≤ ½·log₂((1 − ᾱ_T)/β₁) bits per dimension (spec §2.3, §12)")
+        self.info.setToolTip("β₁ caps the bound: K − L_null ≤ ½·log₂((1 − ᾱ_T)/β₁) bits per dimension (models/README.md, Ceilings)")
         self.hint = QLabel()
         self.hint.setStyleSheet("color: palette(mid);")
         self.hint.setWordWrap(True)

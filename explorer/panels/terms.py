@@ -6,19 +6,19 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..state import AppState
-from ._plots import StaggeredRefresh, finite_xy, make_plot, steps_axis
+from ._plots import StaggeredRefresh, TimeCursor, finite_xy, make_plot, sparse, steps_axis
 
 
 class BoundTermsPanel(QWidget):
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
         self.state = state
-        self.plot = make_plot("Per-step KL terms (where K is lost)", "t", "KL", name="terms_plot")
+        self.plot = make_plot("KL per step (where K is lost)", "t", "KL", name="terms_plot")
         pi = self.plot.getPlotItem()
         pi.getAxis("left").enableAutoSIPrefix(False)
-        self.terms = pi.plot(pen=pg.mkPen(200, 80, 60, width=1.5), symbol="o", symbolSize=3,
-                             symbolBrush=(200, 80, 60), symbolPen=None, fillLevel=0,
-                             fillBrush=pg.mkBrush(230, 120, 90, 60))
+        self.pen = pg.mkPen(200, 80, 60, width=1.5)
+        self.terms = pi.plot(pen=self.pen, symbol="o", symbolSize=4, symbolBrush=(200, 80, 60), symbolPen=None)
+        self.cursor = TimeCursor(state, self.plot)
         self.empty = pg.TextItem("evaluated while training", color=(130, 130, 130), anchor=(0.5, 0.5))
         pi.addItem(self.empty, ignoreBounds=True)
         lay = QVBoxLayout(self)
@@ -36,14 +36,14 @@ class BoundTermsPanel(QWidget):
         if c is None:
             return
         x, y = finite_xy(steps_axis(c.T), c.kl_bits_per_step)
+        self.terms.setPen(None if sparse(c.kl_bits_per_step[1:]) else self.pen)  # t = 1 is an edge term
         self.terms.setData(x, y)
         if len(x):
-            pi.setTitle(f"KL per step (where K is lost) · mean {np.mean(y):.3g} · max at t = {int(x[np.argmax(y)])}",
-                        size="8pt")
+            pi.setTitle(f"KL per step · largest at t = {int(x[np.argmax(y)])}", size="8pt")
             self.empty.setText("")
             pi.enableAutoRange()
         else:
-            pi.setTitle("Per-step KL terms (where K is lost)", size="9pt")
+            pi.setTitle("KL per step (where K is lost)", size="9pt")
             self.empty.setText("evaluated while training")
             self.empty.setPos(c.T / 2, 0.5)
             pi.setXRange(1, c.T, padding=0.02)

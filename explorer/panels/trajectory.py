@@ -1,7 +1,8 @@
 """The trajectory view (centre): the forward (data → noise) or reverse (noise → data) process, one
 cached frame at a time. Scrubbing only indexes the cache ``[S, N, ...]`` and updates plot items that
 were created once (design.md §7); slider moves are throttled to one draw per ~16 ms (leading and
-trailing edge).
+trailing edge). A trajectory that is still being computed plays and scrubs over the frames computed so
+far, with its progress and a Cancel button in the toolbar. Playback speed and looping live in the state.
 
 2-D points: a scatter, optional per-point paths and the drift field f_μ(x, t) − x as arrows; binary
 data: a raster (one row per sequence); images: a grid of images."""
@@ -30,6 +31,7 @@ class TrajectoryPanel(QWidget):
     """Plays and scrubs ``state.trajectory``."""
 
     refresh_requested = Signal()
+    cancel_requested = Signal()
     frame_drawn = Signal(int)  # emitted after a frame was written into the plot items
 
     def __init__(self, state: AppState, parent=None):
@@ -63,11 +65,11 @@ class TrajectoryPanel(QWidget):
         self.play_button.setMinimumWidth(72)
         self.speed = QSpinBox()
         self.speed.setRange(1, 1000)
-        self.speed.setValue(20)
+        self.speed.setValue(state.speed)
         self.speed.setSuffix(" steps/s")
         self.speed.setToolTip("Playback speed in diffusion steps per second")
         self.loop = QCheckBox("Loop")
-        self.loop.setChecked(True)
+        self.loop.setChecked(state.loop)
         self.paths = QCheckBox("Paths")
         self.paths.setToolTip(f"Draw the path of {N_PATHS} points up to the current step")
         self.drift = QCheckBox("Drift")
@@ -75,12 +77,20 @@ class TrajectoryPanel(QWidget):
                               "(scaled so that the longest arrow is one grid cell)")
         self.refresh = QToolButton()
         self.refresh.setText("Resample")
-        self.refresh.setToolTip("Recompute both trajectories from the current model (fixed seed)")
+        self.refresh.setToolTip("Recompute both trajectories from the current model (fixed seed) (Ctrl+R)")
+        self.progress_label = QLabel("")
+        self.progress_label.setObjectName("trajectory_progress")
+        self.cancel = QToolButton()
+        self.cancel.setText("Cancel")
+        self.cancel.setToolTip("Stop computing the trajectory; the frames computed so far stay (Esc)")
+        self.cancel.setVisible(False)
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 2)
         for w in (self.direction, self.play_button, self.speed, self.loop, self.paths, self.drift, self.refresh):
             bar.addWidget(w)
         bar.addStretch(1)
+        bar.addWidget(self.progress_label)
+        bar.addWidget(self.cancel)
 
         # --- plot: every item created once -----------------------------------------------------
         self.plot = pg.PlotWidget()
@@ -101,7 +111,7 @@ class TrajectoryPanel(QWidget):
         self.view.addItem(self.message, ignoreBounds=True)
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setObjectName("time_slider")
-        self.slider.setToolTip("Scrub through the diffusion steps (Left / Right)")
+        self.slider.setToolTip("Scrub through the diffusion steps (Left / Right, Home / End)")
         self.slider.setFocusPolicy(Qt.StrongFocus)
         self.time_label = QLabel("t = –")
         self.time_label.setMinimumWidth(110)
@@ -126,6 +136,11 @@ class TrajectoryPanel(QWidget):
         self.paths.toggled.connect(lambda _v: self.request_draw())
         self.drift.toggled.connect(lambda _v: self.request_draw())
         self.refresh.clicked.connect(self.refresh_requested)
+        self.cancel.clicked.connect(self.cancel_requested)
+        self.speed.valueChanged.connect(state.set_speed)
+        self.loop.toggled.connect(state.set_loop)
+        state.settings_changed.connect(self._on_settings)
+        state.trajectory_progress.connect(self._on_progress)
         state.trajectory_changed.connect(self._on_trajectory_changed)
         state.direction_changed.connect(self._on_direction_changed)
         state.frame_changed.connect(self._on_frame_changed)
@@ -173,9 +188,44 @@ class TrajectoryPanel(QWidget):
         if drift is not None:
             self.drift.setChecked(drift)
 
-    def set_progress(self, direction: str, fraction: float) -> None:
-        if direction == self.state.direction and self.state.trajectory is None:
-            self.message.setText(f"computing the {direction} trajectory … {100 * fraction:.0f} %")
+    def go_start(self) -> None:
+        """Home: the start of the shown process (t = T reverse, t = 0 forward)."""
+        self.pause()
+        self.state.set_frame(self._start_index())
+
+    def go_end(self) -> None:
+        """End: the end of the shown process (t = 0 reverse — or the lowest t computed so far —, T forward)."""
+        self.pause()
+        traj = self.state.trajectory
+        if traj is not None:
+            self.state.set_frame(0 if traj.direction == "reverse" else traj.n_frames - 1)
+
+    def _on_settings(self) -> None:
+        s = self.state
+        self.speed.blockSignals(True)
+        self.loop.blockSignals(True)
+        self.speed.setValue(s.speed)
+        self.loop.setChecked(s.loop)
+        self.speed.blockSignals(False)
+        self.loop.blockSignals(False)
+
+    def _on_progress(self, direction: str, fraction: float) -> None:
+        """Progress of a trajectory being computed (−1: cancelled, 1: complete)."""
+        s = self.state
+        if direction != s.direction:
+            return
+        computing = 0.0 <= fraction < 1.0
+        self.cancel.setVisible(computing)
+        traj = s.trajectory
+        span = f" (t = {traj.T} → {int(traj.t[0])})" if traj is not None and traj.direction == "reverse" else ""
+        if computing:
+            self.progress_label.setText(f"computing {100 * fraction:.0f} %{span}")
+            if traj is None:
+                self.message.setText(f"computing the {direction} trajectory … {100 * fraction:.0f} %")
+        elif fraction < 0:
+            self.progress_label.setText(f"cancelled{span}: Resample computes it again")
+        else:
+            self.progress_label.setText("")
 
     # ---- state → view ---------------------------------------------------------------------------
     def _on_training(self, status: str) -> None:
@@ -207,6 +257,7 @@ class TrajectoryPanel(QWidget):
             pi.setLabel("left", "sequence")
 
     def _on_session(self) -> None:
+        self._on_progress(self.state.direction, self.state.trajectory_fraction.get(self.state.direction, 1.0))
         kind = self.state.kind
         self._configure(kind)
         self.drift.setVisible(kind == "points" and self.state.example_shape == (2,))
@@ -227,6 +278,7 @@ class TrajectoryPanel(QWidget):
         item.setToolTip("" if ok else "open a data set to see the forward process")
 
     def _on_direction_changed(self, direction: str) -> None:
+        self._on_progress(direction, self.state.trajectory_fraction.get(direction, 1.0))
         i = self.direction.findData(direction)
         if i != self.direction.currentIndex():
             self.direction.blockSignals(True)
@@ -270,6 +322,7 @@ class TrajectoryPanel(QWidget):
             self.view.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
         if self.state.frame >= traj.n_frames or (self._playing and not self._play_timer.isActive()):
             self.state.frame = self._start_index()
+        self._pos = float(self.state.frame)  # a growing trajectory keeps the shown t at a new index
         self.slider.setValue(self.state.frame)
         self.slider.blockSignals(False)
         self.draw_now()
@@ -378,14 +431,14 @@ class TrajectoryPanel(QWidget):
             self.state.set_frame(int(self._pos))
             return
         steps_per_frame = max(1.0, float(traj.t[1] - traj.t[0])) if traj.n_frames > 1 else 1.0
-        advance = self.speed.value() * dt / steps_per_frame
+        advance = self.state.speed * dt / steps_per_frame
         sign = -1.0 if traj.direction == "reverse" else 1.0
         self._pos += sign * advance
         end = 0 if traj.direction == "reverse" else traj.n_frames - 1
         if (sign < 0 and self._pos <= end) or (sign > 0 and self._pos >= end):
             self._pos = float(end)
             self.state.set_frame(end)
-            if self.loop.isChecked():
+            if self.state.loop:
                 self._hold_until = now + self.hold_at_end_s if self.hold_at_end_s > 0 else 0.0
                 if not self._hold_until:
                     self._pos = float(self._start_index())

@@ -6,7 +6,7 @@ import pytest
 from explorer_helpers import apply_tiny
 from PySide6.QtCore import QStandardPaths
 
-from models.io import load_model
+from models.files import load_model
 
 
 @pytest.fixture
@@ -25,18 +25,18 @@ def _train_until_records(qtbot, window, n=1):
 
 
 def test_autosave_writes_a_model_that_recover_opens(qtbot, window, test_paths):
-    path = window.autosave_path()
+    path = window.controller.autosave_path()
     path.unlink(missing_ok=True)
     apply_tiny(qtbot, window, T=8)
     state = _train_until_records(qtbot, window)
-    window._request_autosave()
+    window.controller.request_autosave()
     qtbot.waitUntil(path.exists, timeout=10000)
     lm = load_model(path)
     assert lm.meta["autosave"] is True and lm.config.T == 8
     assert len(lm.history["iteration"]) >= 1
-    window.stop_training()
+    window.controller.stop_training()
     qtbot.waitUntil(lambda: state.training == "idle", timeout=5000)
-    window.recover_autosave()
+    window.controller.recover_autosave()
     qtbot.waitUntil(lambda: state.model_path == path, timeout=10000)
     path.unlink()
 
@@ -46,20 +46,20 @@ def test_close_while_training_asks_and_saves(qtbot, window, tmp_path, monkeypatc
     state = _train_until_records(qtbot, window)
     out = tmp_path / "closing.h5"
     asked = []
-    monkeypatch.setattr(window, "ask_save_on_close", lambda: asked.append(1) or "save")
+    monkeypatch.setattr(window, "ask_save", lambda _reason="close": asked.append(1) or "save")
     monkeypatch.setattr(window, "choose_save_path", lambda: out)
     window.close()
     assert asked and out.exists()
-    assert window.train_worker is None or not window.train_worker.isRunning()
+    assert window.controller.train_worker is None or not window.controller.train_worker.isRunning()
     assert load_model(out).config.T == 8
 
 
 def test_close_cancel_keeps_the_window_and_the_run(qtbot, window, monkeypatch):
     apply_tiny(qtbot, window, T=8)
     state = _train_until_records(qtbot, window)
-    monkeypatch.setattr(window, "ask_save_on_close", lambda: "cancel")
+    monkeypatch.setattr(window, "ask_save", lambda _reason="close": "cancel")
     window.close()
     assert window.isVisible() and state.training == "running"
-    window.stop_training()
+    window.controller.stop_training()
     qtbot.waitUntil(lambda: state.training == "idle", timeout=5000)
-    assert window.unsaved  # trained, not saved: closing would ask again
+    assert window.state.unsaved  # trained, not saved: closing would ask again

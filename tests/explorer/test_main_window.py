@@ -26,15 +26,26 @@ def test_window_opens_with_a_model_and_shows_its_trajectory(qtbot, window):
     assert window.tabs.tabText(0) == "Trajectory"
 
 
-def test_opens_untrained_swissroll_when_the_bundled_model_is_missing(qtbot, window, monkeypatch, tmp_path):
-    import explorer.main_window as mw
+def test_start_opens_the_bundled_trained_model(qtbot, window):
+    window.autoplay = True
+    window.start()
+    qtbot.waitUntil(lambda: window.state.trajectory is not None, timeout=30000)
+    s = window.state
+    assert s.preset.name == "swissroll" and s.source == "bundled" and s.recorded is not None
+    assert s.describe().startswith("bundled model swissroll (trained, K = ")
+    assert window.controls.preset.currentData() == "swissroll"
+    assert window.trajectory.playing
 
-    monkeypatch.setattr(mw, "BUNDLED_MODEL", tmp_path / "missing.h5")
+
+def test_opens_untrained_swissroll_when_the_bundled_model_is_missing(qtbot, window, monkeypatch):
+    import explorer.session as sessions
+
+    monkeypatch.setattr(sessions, "bundled_model", lambda _name: None)
     window.autoplay = True
     window.start()
     qtbot.waitUntil(lambda: window.state.trajectory is not None, timeout=30000)
     assert window.state.preset.name == "swissroll" and not window.state.is_trained
-    assert any("not found" in text and "untrained" in text for _lvl, text in window.state.log)
+    assert any("no trained swissroll model is bundled" in text for _lvl, text in window.state.log)
     assert window.trajectory.playing
     n0 = window.trajectory.frames_drawn
     qtbot.waitUntil(lambda: window.trajectory.frames_drawn > n0 + 2, timeout=5000)  # it is playing
@@ -176,21 +187,23 @@ def test_opened_model_shows_the_exact_K_its_file_records(qtbot, window):
     import math
 
     from explorer import session as sessions
-    from explorer.main_window import BUNDLED_MODEL
-    from models.io import load_model
+    from models.files import load_model
+    from models.paths import bundled_model
 
-    if not BUNDLED_MODEL.exists():
+    BUNDLED_MODEL = bundled_model("swissroll")
+    if BUNDLED_MODEL is None:
         pytest.skip("no bundled model")
     meta = load_model(BUNDLED_MODEL).meta
     sess = sessions.model_file_session(BUNDLED_MODEL)
     assert sess.recorded is not None and math.isclose(sess.recorded["K_bits"], float(meta["K_bits"]))
     window.apply_session(sess)
     state = window.state
-    window._update_status()
+    window.status.update()
     window.k_curve.refresh()
     want = f"K = {float(meta['K_bits']):.3f} ± {float(meta['K_stderr_bits']):.3f}"
-    assert window.k_label.text().startswith(want) and "(exact)" in window.k_label.text()
+    assert window.k_label.text().startswith(want) and " exact" in window.k_label.text()
     assert window.k_curve.summary.text().startswith(want) and "10,000 examples" in window.k_curve.summary.text()
+    assert window.k_curve.drawn_K() == pytest.approx(float(meta["K_bits"]))  # the point drawn is the K printed
     # a file without the end-of-training figures has none to show
     assert sessions.recorded_K({"K_bits": 1.0}) is None
     assert sessions.recorded_K(dict(meta, complete=False)) is None
@@ -198,14 +211,25 @@ def test_opened_model_shows_the_exact_K_its_file_records(qtbot, window):
     from models.training import TrainProgress
 
     T = state.model.T
-    nan = np.full(T, np.nan)
-    state.add_progress(TrainProgress(
-        iteration=state.iteration + 1, seconds=1.0, its_per_s=1.0, loss_bits=-1.0, K_train_bits=1.0,
-        K_heldout_bits=1.234, K_heldout_stderr_bits=0.1, K_minus_Lnull_bits=5.0, beta_1=1e-7,
-        beta=state.model.schedule_tensors().beta.detach().numpy(), alpha_bar=np.linspace(1, 0.5, T),
-        kl_bits_per_step=nan, entropy_lower=nan, entropy_upper=nan, reverse_entropy=nan, samples=None,
-        skipped_updates=0))
-    window._update_status()
+
+    def record(it, kl):
+        nan = np.full(T, np.nan)
+        return TrainProgress(
+            iteration=it, seconds=1.0, its_per_s=1.0, loss_bits=-1.0, K_train_bits=1.0,
+            K_heldout_bits=1.234, K_heldout_stderr_bits=0.1, K_minus_Lnull_bits=5.0, beta_1=1e-7,
+            beta=state.model.schedule_tensors().beta.detach().numpy(), alpha_bar=np.linspace(1, 0.5, T),
+            kl_bits_per_step=kl, entropy_lower=nan, entropy_upper=nan, reverse_entropy=nan, samples=None,
+            skipped_updates=0)
+
+    state.add_progress(record(state.iteration + 1, np.ones(T)))  # every step evaluated: unbiased
+    window.status.update()
     window.k_curve.refresh()
     assert state.recorded is None
-    assert window.k_label.text().startswith("K = 1.234") and "(exact)" not in window.k_label.text()
+    assert window.k_label.text().startswith("K = 1.234") and " exact" not in window.k_label.text()
+    assert window.k_curve.drawn_K() == pytest.approx(1.234)
+    # a record whose held-out figure is not unbiased is neither drawn nor printed as K held out
+    state.add_progress(record(state.iteration + 1, np.full(T, np.nan)))
+    window.status.update()
+    window.k_curve.refresh()
+    assert window.k_label.text().startswith("K = 1.000") and "train minibatches" in window.k_label.text()
+    assert window.k_curve.drawn_K() == pytest.approx(1.0)

@@ -10,7 +10,7 @@ from explorer_helpers import apply_tiny
 
 
 def _iteration(window) -> int:
-    tr = window.train_worker.trainer if window.train_worker is not None else None
+    tr = window.controller.train_worker.trainer if window.controller.train_worker is not None else None
     return tr.iteration if tr is not None else -1
 
 
@@ -60,7 +60,7 @@ def test_training_updates_pauses_resumes_and_stops_within_a_second(qtbot, window
     window.controls.stop.click()
     qtbot.waitUntil(lambda: state.training == "idle", timeout=1000)
     assert time.perf_counter() - t0 < 1.0
-    assert window.last_stop_latency_s < 1.0
+    assert window.controller.last_stop_latency_s < 1.0
     assert state.is_trained and state.iteration > 0
     assert state.train_history["iteration"]
     assert any("training stopped" in text for _l, text in state.log)
@@ -71,7 +71,7 @@ def test_training_updates_pauses_resumes_and_stops_within_a_second(qtbot, window
 def test_a_time_budget_ends_training_by_itself(qtbot, window):
     state = apply_tiny(qtbot, window, T=6, learn_beta=False)
     window.controls.budget.setValue(2)
-    window.start_training()
+    window.controller.start_training()
     qtbot.waitUntil(lambda: state.training == "idle", timeout=30000)
     assert state.last_progress.done and state.last_progress.message == "finished"
     assert state.last_progress.seconds >= 2.0
@@ -156,10 +156,10 @@ def test_dragging_a_handle_with_the_mouse_edits_beta(qtbot, window):
 
 def test_schedule_is_read_only_while_training_and_after(qtbot, window):
     state = apply_tiny(qtbot, window, T=6)
-    window.start_training()
+    window.controller.start_training()
     assert not window.schedule.editable and not window.schedule.handles.isVisible()
     qtbot.waitUntil(lambda: len(state.history) >= 1, timeout=30000)
-    window.stop_training()
+    window.controller.stop_training()
     qtbot.waitUntil(lambda: state.training == "idle", timeout=2000)
     assert not window.schedule.editable
     assert "trained" in window.schedule.hint.text()

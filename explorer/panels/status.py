@@ -1,0 +1,63 @@
+"""The status bar's permanent widgets: the K shown (:meth:`explorer.state.AppState.k_reading`),
+iterations per second, the device, and a progress bar for training or a trajectory being computed."""
+from __future__ import annotations
+
+import math
+
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+
+from ..state import AppState
+
+
+class StatusWidgets:
+    def __init__(self, state: AppState, bar: QStatusBar):
+        self.state = state
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(190)
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setFormat("idle")
+        self.speed_label = QLabel("")
+        self.device_label = QLabel("")
+        self.k_label = QLabel("")
+        self.k_label.setObjectName("k_status")
+        for w in (self.k_label, self.speed_label, self.device_label, self.progress_bar):
+            bar.addPermanentWidget(w)
+        for sig in (state.training_changed, state.progress_added, state.session_changed, state.evaluated,
+                    state.trajectory_progress):
+            sig.connect(lambda *_a: self.update())
+        self.update()
+
+    def update(self) -> None:
+        s = self.state
+        self.device_label.setText(f"device: {s.device.upper()}")
+        k = s.k_reading()
+        if k.known:
+            extra = f" · K − L_null = {k.minus_null_bits:.3f} {k.unit}" if math.isfinite(k.minus_null_bits) else ""
+            b1 = f" · β₁ = {s.curves.beta_1:.3g}" if s.curves is not None else ""
+            self.k_label.setText(k.text() + extra + b1)
+        elif s.curves is not None:
+            cap = f" · K − L_null ≤ {s.curves.cap_bits:.3g} {s.unit}" if s.curves.cap_bits is not None else ""
+            self.k_label.setText(f"{'untrained' if not s.is_trained else 'K not measured yet'} · "
+                                 f"β₁ = {s.curves.beta_1:.3g}{cap}")
+        else:
+            self.k_label.setText("")
+        p, bar = s.last_progress, self.progress_bar
+        if s.training in ("running", "paused", "stopping"):
+            its = p.its_per_s if p is not None else float("nan")
+            self.speed_label.setText(f"{its:,.1f} it/s" if math.isfinite(its) else "")
+            if s.budget_s:
+                done = p.seconds if p is not None else 0.0
+                bar.setValue(int(min(1.0, done / s.budget_s) * 1000))
+                bar.setFormat(f"{s.training} · {max(0.0, s.budget_s - done):.0f} s left")
+            else:
+                bar.setValue(0)
+                bar.setFormat(f"{s.training} · it {s.iteration:,}")
+            return
+        self.speed_label.setText("")
+        frac = s.trajectory_fraction.get(s.direction, 1.0)
+        if 0.0 <= frac < 1.0:
+            bar.setValue(int(frac * 1000))
+            bar.setFormat(f"{s.direction} trajectory {100 * frac:.0f} %")
+        else:
+            bar.setValue(0)
+            bar.setFormat("idle")
