@@ -13,12 +13,7 @@ from models.evaluation import (Evaluation, exact_K, live_K, live_strata, parzen_
 from models.model import DiffusionModel
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("T,m", [(10, 3), (40, 64), (1000, 20), (2000, 200), (500, 8)])

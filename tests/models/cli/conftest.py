@@ -12,11 +12,9 @@ from models.cli import main
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """Every command test on one torch thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture
@@ -37,3 +35,27 @@ def swissroll_model(tmp_path_factory):
     torch.set_num_threads(1)
     assert main(["train", "swissroll", "--steps", "20", "--out", str(path), *FAST]) == 0
     return path
+
+
+@pytest.fixture
+def sigterm_at_step(monkeypatch):
+    """sigterm_at_step(n): the process sends itself SIGTERM at the n-th training update (inside the
+    run, so ``dpm train``'s handler is installed by then)."""
+    import os
+    import signal
+
+    from models.training import Trainer
+
+    def arm(n: int) -> None:
+        step = Trainer.step
+        calls = [0]
+
+        def counting(self):
+            calls[0] += 1
+            if calls[0] == n:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return step(self)
+
+        monkeypatch.setattr(Trainer, "step", counting)
+
+    return arm
