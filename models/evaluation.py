@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .bound import LN2, ais_log_likelihood_nats, beta1_cap_bits_per_dim, bound_terms, step_kl, unit_divisor
+from .bound import LN2, ais_log_likelihood_nats, bound_terms, step_kl, unit_divisor
 from .model import DiffusionModel
 from .runtime import make_generator, resolve_device
 
@@ -137,10 +137,9 @@ def _summarise(model: DiffusionModel, K_nats: torch.Tensor, null_nats: torch.Ten
     K = K_nats.to(torch.float64) / LN2 / div
     null = null_nats.to(torch.float64) / LN2 / div
     n = K.numel()
-    cap = None
-    if model.is_gaussian:
-        D = int(np.prod(example_shape))
-        cap = D / div * beta1_cap_bits_per_dim(s.beta)
+    cap = model.kernel.cap_bits_per_dim(s.beta)  # the β_1 cap per dimension (None: no cap for this kernel)
+    if cap is not None:
+        cap = int(np.prod(example_shape)) / div * cap
     return Evaluation(
         K_bits=float(K.mean()), K_stderr_bits=float(K.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan"),
         K_minus_Lnull_bits=float((K - null).mean()), L_null_bits=float(null.mean()),
@@ -207,7 +206,6 @@ def live_K(model: DiffusionModel, x0: torch.Tensor, unit: str, n_steps: int = 64
     N = x0.shape[0]
     if N < 1:
         raise ValueError("no examples to evaluate on")
-    gaussian = model.is_gaussian
     kl_at = torch.zeros(model.T, dtype=torch.float64, device=x0.device)
     count = torch.zeros(model.T, dtype=torch.float64, device=x0.device)
     Ks, nulls = [], []
@@ -219,8 +217,7 @@ def live_K(model: DiffusionModel, x0: torch.Tensor, unit: str, n_steps: int = 64
         for lo, hi in strata:
             u = torch.rand(B, generator=generator, device=x0.device)
             k = (lo + torch.floor(u * (hi - lo))).long().clamp(lo, hi - 1)
-            noise = (torch.randn if gaussian else torch.rand)(xb.shape, generator=generator, device=xb.device,
-                                                             dtype=xb.dtype)
+            noise = model.kernel.noise_like(xb, generator)
             kl = step_kl(model, xb, k, s, noise).to(torch.float64)
             kl_total += (hi - lo) * kl
             kl_at.index_add_(0, k, kl)

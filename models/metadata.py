@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from .config import UNITS  # the unit K is reported in, per kind of data
+
 __all__ = ["ModelMeta", "RecordedK", "model_meta", "data_kind", "unit_of", "loaded_norm", "UNITS", "DATA_SOURCES"]
 
-#: the unit K is reported in, per kind of data (models/README.md, **Units and the null model**)
-UNITS = {"points": "bits/point", "binary": "bits/seq", "images": "bits/pixel"}
 #: where a model's training data came from: a bundled preset, a file or folder, points drawn in the app
 DATA_SOURCES = ("preset", "file", "drawn")
 DataSource = Literal["preset", "file", "drawn"]

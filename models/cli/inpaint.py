@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import warnings
 
+from ..config import METHODS
 from ..files import save_trajectory
 from ..files import load_model
 from ..runtime import MAX_IMAGE_SAMPLES, MAX_IMAGE_SIDE, make_generator
@@ -38,7 +39,7 @@ def add_parser(sub, device_args) -> None:
     ip.add_argument("model", metavar="MODEL")
     ip.add_argument("image", metavar="IMAGE")
     ip.add_argument("--mask", required=True, metavar="MASK.png", help="white = keep (known), black = fill in")
-    ip.add_argument("--method", choices=("clamp", "annealed", "repaint", "smc"), default="clamp",
+    ip.add_argument("--method", choices=METHODS, default="clamp",
                     help="clamp: the paper's/code's (known pixels fixed); annealed: a Gaussian r around the known "
                          "pixels; repaint: RePaint resampling; smc: sequential Monte Carlo, exact as --particles "
                          "grows (default clamp; the first three are biased)")

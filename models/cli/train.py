@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..files import CheckpointError
-from ..config import ARCHS, CONV_ARCHS, ModelConfig
+from ..config import ARCHS, CONV_ARCHS, KERNELS, PARAMS, ModelConfig
 from ..data import DataError
 from ..evaluation import Evaluation, eval_batch_size, exact_K
 from ..files import LoadedModel, load_model, save_model
@@ -39,9 +39,9 @@ def add_parser(sub, device_args) -> None:
                         help="train for S seconds (default: the preset's time budget)")
     device_args(t)
     t.add_argument("--T", type=bounded_int(2, MAX_T, "diffusion steps"), metavar="N", help="number of diffusion steps")
-    t.add_argument("--kernel", choices=("gaussian", "binomial"), help="forward process (binomial needs {0,1} data)")
+    t.add_argument("--kernel", choices=KERNELS, help="forward process (binomial needs {0,1} data)")
     t.add_argument("--arch", choices=ARCHS, help="reverse network (conv and unet for images)")
-    t.add_argument("--param", choices=("paper", "code", "residual", "posterior"),
+    t.add_argument("--param", choices=PARAMS,
                    help="reverse parameterisation: paper (§2.4), code (the reference code's), residual "
                         "(binomial), posterior (q(x^{t−1} | x^t, x̂^0) at the net's estimate of x^0)")
     t.add_argument("--beta1", type=float, metavar="X", help="fixed first step β_1 (caps K − L_null)")
