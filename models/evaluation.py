@@ -6,7 +6,7 @@
 - :func:`live_K` — a cheap estimate of the same K for progress reports while training: ``n_steps``
   step indices per example, drawn stratified over log-spaced strata of {1 … T−1} and weighted by their
   stratum's size, so its expectation equals the exact K;
-- :func:`ais_estimate` — the AIS/Jarzynski estimate of log p (§2.5; K ≤ AIS in expectation);
+- :func:`ais_estimate` — the AIS/Jarzynski estimate of log p (Eq. 9; K ≤ AIS in expectation);
 - :func:`parzen_estimate` — the Parzen-window log-likelihood of model samples (Breuleux et al.; the
   paper's MNIST figure);
 - :func:`resolve_eval_data` and :func:`evaluate_model_file` — which held-out data a model file is
@@ -44,7 +44,7 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class AISEstimate:
-    """AIS/Jarzynski log-likelihood (§2.5), bits per unit: mean over examples and its standard error,
+    """AIS/Jarzynski log-likelihood (Eq. 9), bits per unit: mean over examples and its standard error,
     with ``n_traj`` forward trajectories per example."""
 
     bits: float
