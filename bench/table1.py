@@ -30,9 +30,10 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import CheckpointError, atomic_write
-from models.cli import evaluate_model_file, main as dpm_main
-from models.io import load_model
+from models.files import CheckpointError, atomic_write
+from models.cli import main as dpm_main
+from models.evaluation import evaluate_model_file
+from models.files import load_model
 from models.paths import MODELS_DIR
 from models.presets import BUNDLED, PRESETS
 
@@ -97,7 +98,7 @@ def evaluate_bundled(path: Path, device: str, n_eval: int | None) -> dict:
     lm = load_model(path)
     preset = lm.meta.get("data") if lm.meta.get("data") in PRESETS else path.stem
     print(f"evaluating {path} …", file=sys.stderr, flush=True)
-    res = evaluate_model_file(str(path), device=device, n=n_eval)
+    res = evaluate_model_file(str(path), device=device, n=n_eval).to_dict()
     row = _row(preset, res, lm.meta, "bundled")
     row["model"] = str(path)
     return row
