@@ -16,6 +16,8 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from models.images import read_mask, write_mask
+
 Tool = Literal["brush", "eraser", "rectangle", "fill"]
 TOOLS: tuple[str, ...] = ("brush", "eraser", "rectangle", "fill")
 BBox = tuple[int, int, int, int]  # (row0, row1, col0, col1), half-open
@@ -367,20 +369,11 @@ class MaskModel:
     def load(self, path) -> None:
         """Load a mask PNG (white = known), resized to this mask's shape; one undoable action.
         Raises DataError naming the file; the current mask is kept on error."""
-        known = _images().read_mask(path, self.shape)
+        known = read_mask(path, self.shape)
         self.set_known(known, "load")
 
     def save(self, path) -> None:
-        _images().write_mask(path, self.known)
-
-
-def _images():
-    """The library module with read_mask / write_mask (models.images, or models.inpainting before the split)."""
-    try:
-        from models import images
-    except ImportError:  # pragma: no cover
-        from models import inpainting as images
-    return images
+        write_mask(path, self.known)
 
 
 def default_fill(shape_hw: tuple[int, int]) -> np.ndarray:

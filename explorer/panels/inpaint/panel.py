@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QHBoxLayout, QL
                                QWidget)
 from superqt.utils import create_worker
 
+from models.files import IMAGE_EXTENSIONS, atomic_write, save_trajectory
+
 from . import request as R
 from .bits_page import BitsPage
 from .image_page import ImagePage
@@ -39,15 +41,6 @@ def qimage_to_array(image: QImage) -> np.ndarray:
     w, h, bpl = image.width(), image.height(), image.bytesPerLine()
     buf = np.frombuffer(image.constBits(), dtype=np.uint8, count=h * bpl).reshape(h, bpl)
     return buf[:, : w * 3].reshape(h, w, 3).copy()
-
-
-def _files():
-    """(save_trajectory, atomic_write) from the library's file module."""
-    try:
-        from models.files import atomic_write, save_trajectory
-    except ImportError:  # pragma: no cover - before models/files/
-        from models.files import atomic_write, save_trajectory
-    return save_trajectory, atomic_write
 
 
 def _copy(model):
@@ -135,7 +128,9 @@ class InpaintPanel(QWidget):
         self.ess_plot.addItem(self.ess_cursor)
         self.ess_plot.hide()
         cl.addWidget(self.ess_plot)
-        row = QHBoxLayout()
+        self.slider_row = QWidget()
+        row = QHBoxLayout(self.slider_row)
+        row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(4)
         self.time_slider = QSlider(Qt.Orientation.Horizontal)
         self.time_slider.setObjectName("inpaint_time_slider")
@@ -149,7 +144,7 @@ class InpaintPanel(QWidget):
         row.addWidget(QLabel("step"))
         row.addWidget(self.time_slider, 1)
         row.addWidget(self.time_label)
-        cl.addLayout(row)
+        cl.addWidget(self.slider_row)
         outer.addWidget(central, 1)
 
     def _build_side(self) -> QWidget:
@@ -266,6 +261,8 @@ class InpaintPanel(QWidget):
             self.empty_label.setText(f"This panel does not handle a {model.config.kernel} model of examples shaped "
                                      f"{tuple(model.config.example_shape)}.")
         self.run_btn.setEnabled(page is not None)
+        self.side.setVisible(page is not None)
+        self.slider_row.setVisible(page is not None)
         self.samples_spin.setValue(R.DEFAULT_SAMPLES.get(page, 2))
         self.particles_spin.setValue(R.DEFAULT_PARTICLES.get(page, 8))
         self.seed_spin.setValue(0)
@@ -414,7 +411,7 @@ class InpaintPanel(QWidget):
         return True
 
     def _open_dialog(self):
-        exts = " ".join(f"*{e}" for e in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"))
+        exts = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
         path, _ = QFileDialog.getOpenFileName(self, "Open image", "", f"Images ({exts});;All files (*)")
         if path:
             self.open_image(path)
@@ -452,6 +449,9 @@ class InpaintPanel(QWidget):
         if self.state.training == "idle" and self.state.model is not None:
             self.model = _copy(self.state.model)  # the latest weights
             page.model = self.model
+        else:
+            self.state.post("warning", "inpainting while training runs: the model as it was when the panel last "
+                                       "took it (pause or stop training to use the latest weights)")
         sampling = R.Sampling(n=self.samples_spin.value(), seed=self.seed_spin.value(),
                               particles=self.particles_spin.value())
         return R.build_request(self.model, self.norm, page.form(sampling))
@@ -623,7 +623,6 @@ class InpaintPanel(QWidget):
             if self.page == "image":
                 self.image_page.save_png(path, x)
             elif str(path).endswith(".npy"):
-                _, atomic_write = _files()
                 with atomic_write(path) as tmp:
                     np.save(tmp, x)
             else:
@@ -641,7 +640,6 @@ class InpaintPanel(QWidget):
         if run is None or not run.frames:
             self.state.post("error", "inpainting: nothing to save yet: run first")
             return False
-        save_trajectory, _ = _files()
         meta = dict(run.request.meta, direction="reverse", completed=run.completed,
                     index=[int(i) for i in run.indices])
         if run.ess:
