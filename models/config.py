@@ -5,7 +5,7 @@ readouts, reverse parameterisations and conditioning methods. Other modules impo
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 #: What a data set holds (models/README.md, Presets and data sets): 2-D/N-D points, {0, 1} sequences, images.

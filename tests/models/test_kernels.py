@@ -12,9 +12,8 @@ from models import bound
 from models.kernels import BernoulliDist, BinomialKernel, GaussianDist, GaussianKernel, gather
 from models.schedules import binomial_betas, reference_betas
 
-from math_helpers import (LN2, HALF_LOG_2PIE, L_NULL_BITS_PER_DIM, SCHEDULES, assert_close, binomial_model, exact_gaussian_K,
-                          gaussian_model, heartbeat_batch, heartbeat_sequences, mean_se, odd_betas, sched, transition,
-                          with_exact_reverse, with_heartbeat_oracle)
+from math_helpers import (SCHEDULES, assert_close, binomial_model, gaussian_model, heartbeat_sequences, odd_betas,
+                          sched, transition, with_exact_reverse)
 
 # ----------------------------------------------------------------------------------------------------
 # Gaussian kernel: posterior = Bayes' rule on a grid (Table App.1)
@@ -50,8 +49,8 @@ def test_gaussian_posterior_is_bayes_rule_on_a_grid(name):
             xt = math.sqrt(abar[k]) * x0 + math.sqrt(1 - abar[k]) * rng.normal()
             X0 = torch.tensor([[x0]], dtype=torch.float64)
             XT = torch.tensor([[xt]], dtype=torch.float64)
-            q_ = kern.q_posterior(X0, XT, k, s)
-            mean, var = q_.mean, q_.var
+            q = kern.q_posterior(X0, XT, k, s)
+            mean, var = q.mean, q.var
             grid, p, gm, gv = _grid_posterior(x0, xt, k, beta)
             m, v = float(mean), float(var)
             assert m == pytest.approx(gm, abs=1e-7 * max(1.0, math.sqrt(gv)))
@@ -73,17 +72,17 @@ def test_gaussian_posterior_per_example_steps_match_scalar_steps():
     x0 = torch.randn(6, 3, 2, generator=g, dtype=torch.float64)
     xt = torch.randn(6, 3, 2, generator=g, dtype=torch.float64)
     k = torch.tensor([1, 3, 5, 7, 9, 11])
-    q_ = kern.q_posterior(x0, xt, k, s)
-    mean, var = q_.mean, q_.var
+    q = kern.q_posterior(x0, xt, k, s)
+    mean, var = q.mean, q.var
     for i in range(6):
-        q_ = kern.q_posterior(x0[i:i + 1], xt[i:i + 1], int(k[i]), s)
-        m_i, v_i = q_.mean, q_.var
+        q = kern.q_posterior(x0[i:i + 1], xt[i:i + 1], int(k[i]), s)
+        m_i, v_i = q.mean, q.var
         assert_close(mean[i:i + 1], m_i)
         assert_close(var[i:i + 1], v_i)
-        q_ = kern.q_marginal(x0[i:i + 1], int(k[i]), s)
-        mq, vq = q_.mean, q_.var
-        q_ = kern.q_marginal(x0, k, s)
-        mq2, vq2 = q_.mean, q_.var
+        q = kern.q_marginal(x0[i:i + 1], int(k[i]), s)
+        mq, vq = q.mean, q.var
+        q = kern.q_marginal(x0, k, s)
+        mq2, vq2 = q.mean, q.var
         assert_close(mq2[i:i + 1], mq)
         assert_close(vq2[i:i + 1], vq)
 
@@ -170,8 +169,8 @@ def test_gaussian_marginal_matches_composed_forward_steps():
     for k in range(T):
         x = kern.q_step(x, k, s, generator=g)  # x^{k+1}
         if k in (0, 1, 7, T - 1):
-            q_ = kern.q_marginal(x0[:1], k, s)
-            mean, var = q_.mean, q_.var
+            q = kern.q_marginal(x0[:1], k, s)
+            mean, var = q.mean, q.var
             se_m = var[0].sqrt() / math.sqrt(N)
             assert torch.all((x.mean(0) - mean[0]).abs() < 5 * se_m), (k, x.mean(0), mean[0])
             assert torch.all((x.var(0) / var[0] - 1).abs() < 5 * math.sqrt(2 / N)), (k, x.var(0), var[0])

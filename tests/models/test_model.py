@@ -8,9 +8,8 @@ import torch
 
 from models.kernels import GaussianKernel
 
-from math_helpers import (LN2, HALF_LOG_2PIE, L_NULL_BITS_PER_DIM, SCHEDULES, assert_close, binomial_model, exact_gaussian_K,
-                          gaussian_model, heartbeat_batch, heartbeat_sequences, mean_se, odd_betas, sched, transition,
-                          with_exact_reverse, with_heartbeat_oracle)
+from math_helpers import (assert_close, binomial_model, exact_gaussian_K, gaussian_model, heartbeat_batch,
+                          heartbeat_sequences, with_heartbeat_oracle)
 
 # ----------------------------------------------------------------------------------------------------
 # reverse parameterisations (App. D.2.1; models/README.md, Parameterisations)
@@ -102,8 +101,8 @@ def test_gaussian_posterior_param_is_the_forward_posterior_at_the_estimated_x0()
             m.net = _FnNet(lambda x, kk: torch.stack([(x - math.sqrt(ab) * x0) / math.sqrt(1 - ab),
                                                      torch.full_like(x, zv)], dim=1))
             d = m.reverse_step(xt, k, s)
-            q_ = m.kernel.q_posterior(x0.expand_as(xt), xt, k, s)
-            mq, vq = q_.mean, q_.var
+            q = m.kernel.q_posterior(x0.expand_as(xt), xt, k, s)
+            mq, vq = q.mean, q.var
             assert_close(d.mean, mq, rtol=1e-9, atol=1e-9)
             b, bt = float(s.beta[k]), float(vq[0, 0])
             v = {"lower": bt, "upper": b, "middle": math.sqrt(b * bt)}[want]

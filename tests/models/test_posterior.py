@@ -11,9 +11,7 @@ from models import posterior, sampling
 from models.kernels import BernoulliDist, GaussianDist
 from models.schedules import reference_betas
 
-from math_helpers import (LN2, HALF_LOG_2PIE, L_NULL_BITS_PER_DIM, SCHEDULES, assert_close, binomial_model, exact_gaussian_K,
-                          gaussian_model, heartbeat_batch, heartbeat_sequences, mean_se, odd_betas, sched, transition,
-                          with_exact_reverse, with_heartbeat_oracle)
+from math_helpers import assert_close, binomial_model, gaussian_model, heartbeat_batch, with_exact_reverse
 
 # ----------------------------------------------------------------------------------------------------
 # posterior conditions (§2.5, Eq. 22–23, App. C)

@@ -8,9 +8,7 @@ import torch
 
 from models import sampling
 
-from math_helpers import (LN2, HALF_LOG_2PIE, L_NULL_BITS_PER_DIM, SCHEDULES, assert_close, binomial_model, exact_gaussian_K,
-                          gaussian_model, heartbeat_batch, heartbeat_sequences, mean_se, odd_betas, sched, transition,
-                          with_exact_reverse, with_heartbeat_oracle)
+from math_helpers import assert_close, binomial_model, gaussian_model, with_exact_reverse
 
 # ----------------------------------------------------------------------------------------------------
 # sampling
