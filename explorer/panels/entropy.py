@@ -28,6 +28,8 @@ class EntropyPanel(QWidget):
         self.model_entropy = pi.plot(name="model", pen=PEN_HELDOUT, symbol="o", symbolSize=5,
                                      symbolBrush=PEN_HELDOUT.color(), symbolPen=None)
         self.cursor = TimeCursor(state, self.plot)
+        self.plot.setToolTip("Eq. 24's bounds on each reverse step's entropy. Binary models: the upper curve is not a "
+                             "bound when p̄ differs from the data's mean activity")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot)

@@ -106,6 +106,7 @@ class InpaintPanel(QWidget):
         for p in (self.image_page, self.plane_page, self.bits_page):
             self.pages.addWidget(p)
             self.page_controls.addWidget(p.controls)
+            p.controls.hide()
             p.message.connect(self.state.post)
             p.changed.connect(self._on_form_changed)
         self.image_page.open_btn.clicked.connect(self._open_dialog)
@@ -115,14 +116,18 @@ class InpaintPanel(QWidget):
         cl.addWidget(self.pages, 1)
         self.ess_plot = pg.PlotWidget(background="#202124")
         self.ess_plot.setObjectName("inpaint_ess")
-        self.ess_plot.setFixedHeight(96)
+        self.ess_plot.setFixedHeight(110)
         self.ess_plot.setMinimumWidth(80)
-        self.ess_plot.setLabel("bottom", "t")
-        self.ess_plot.setLabel("left", "ESS")
-        self.ess_plot.setYRange(0, 1.05, padding=0)
-        self.ess_plot.setMouseEnabled(y=False)
-        self.ess_plot.setTitle("SMC: effective sample size per step (fraction of the particles)", size="9pt")
-        self.ess_plot.invertX(True)  # the chain runs from t = T (left) to t = 0 (right), like the slider
+        self.ess_plot.setToolTip("SMC: the effective sample size of the particle weights at each step, as a\n"
+                                 "fraction of the particles (mean over the samples), before resampling")
+        pi = self.ess_plot.getPlotItem()
+        pi.setLabel("bottom", "t")
+        pi.setLabel("left", "ESS")
+        pi.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])
+        pi.getAxis("left").setWidth(48)
+        pi.setYRange(0, 1.05, padding=0)
+        pi.setMouseEnabled(y=False)
+        pi.invertX(True)  # the chain runs from t = T (left) to t = 0 (right), like the slider
         self.ess_curve = self.ess_plot.plot([], [], pen=pg.mkPen(90, 200, 255, width=1.5))
         self.ess_cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen(255, 200, 40, style=Qt.PenStyle.DashLine))
         self.ess_plot.addItem(self.ess_cursor)
@@ -152,9 +157,10 @@ class InpaintPanel(QWidget):
         v = QVBoxLayout(side)
         v.setContentsMargins(0, 0, 4, 0)
         v.setSpacing(4)
-        self.page_controls = QStackedWidget()
-        self.page_controls.addWidget(QWidget())
-        v.addWidget(self.page_controls)
+        controls = QWidget()  # the shown page's controls (the others are hidden)
+        self.page_controls = QVBoxLayout(controls)
+        self.page_controls.setContentsMargins(0, 0, 0, 0)
+        v.addWidget(controls)
         line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
@@ -252,11 +258,8 @@ class InpaintPanel(QWidget):
         page = None if model is None else R.page_for(s.kind, model.config.example_shape)
         self.page = page
         self.pages.setCurrentIndex(PAGE_INDEX.get(page, 0))
-        self.page_controls.setCurrentIndex(PAGE_INDEX.get(page, 0))
-        for i in range(self.page_controls.count()):  # the column is as tall as the shown page's controls
-            w = self.page_controls.widget(i)
-            on = i == self.page_controls.currentIndex()
-            w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred if on else QSizePolicy.Policy.Ignored)
+        for p in (self.image_page, self.plane_page, self.bits_page):
+            p.controls.setVisible(p is self._page_widget())
         if model is not None and page is None:
             self.empty_label.setText(f"This panel does not handle a {model.config.kernel} model of examples shaped "
                                      f"{tuple(model.config.example_shape)}.")
