@@ -14,7 +14,7 @@ import torch
 
 __all__ = ["available_cores", "default_threads", "configure_threads", "resolve_device", "make_generator",
            "MAX_T", "MAX_SAMPLES", "MAX_OUTPUT_VALUES", "MAX_AIS_TRAJECTORIES", "MAX_BATCH", "MAX_IMAGE_SIDE",
-           "MAX_IMAGE_SAMPLES"]
+           "MAX_IMAGE_SAMPLES", "DEFAULT_IMAGE_SIDE"]
 
 # ---- limits on what a command may be asked for (each refused with a line naming the limit) -------------
 #: diffusion steps of a new model (the paper uses at most 2000)
@@ -27,8 +27,10 @@ MAX_OUTPUT_VALUES = 2**28
 MAX_AIS_TRAJECTORIES = 10_000
 #: examples per network batch
 MAX_BATCH = 65_536
-#: side of an image sampled at a custom size (``dpm sample --size``)
+#: side of an image sampled at a custom size (``dpm sample --size``), or worked on by ``dpm inpaint``/``denoise``
 MAX_IMAGE_SIDE = 4096
+#: ``dpm inpaint``/``denoise`` shrink a larger image to this longest side unless told otherwise
+DEFAULT_IMAGE_SIDE = 512
 #: samples side by side for ``dpm inpaint`` / ``dpm denoise``
 MAX_IMAGE_SAMPLES = 64
 

@@ -1,5 +1,7 @@
+"""``python -m models.cli``: the same as ``dpm``."""
 import sys
 
 from . import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,11 +11,9 @@ import warnings
 from ..config import METHODS
 from ..files import save_trajectory
 from ..files import load_model
-from ..runtime import MAX_IMAGE_SAMPLES, MAX_IMAGE_SIDE, make_generator
+from ..runtime import DEFAULT_IMAGE_SIDE, MAX_IMAGE_SAMPLES, MAX_IMAGE_SIDE, make_generator
 from .console import Console, bounded_int, check_out_path, fail, model_path, refuse_overwriting_inputs
 
-#: an image is shrunk to this longest side unless --max-side says otherwise (time grows with the pixels)
-DEFAULT_MAX_SIDE = 512
 
 
 def add_image_args(p) -> None:
@@ -25,8 +23,8 @@ def add_image_args(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=bounded_int(1, MAX_IMAGE_SAMPLES, "samples"), default=1, metavar="N",
                    help="samples side by side")
-    p.add_argument("--max-side", type=bounded_int(8, MAX_IMAGE_SIDE, "pixels"), default=DEFAULT_MAX_SIDE, metavar="PX",
-                   help=f"shrink a larger image to this longest side first (default {DEFAULT_MAX_SIDE})")
+    p.add_argument("--max-side", type=bounded_int(8, MAX_IMAGE_SIDE, "pixels"), default=DEFAULT_IMAGE_SIDE, metavar="PX",
+                   help=f"shrink a larger image to this longest side first (default {DEFAULT_IMAGE_SIDE})")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
