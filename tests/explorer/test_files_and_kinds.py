@@ -53,6 +53,15 @@ def test_export_gif(qtbot, window, tmp_path):
     assert window.export_gif(path, max_frames=5)
     im = Image.open(path)
     assert im.n_frames == 5 and im.size[0] > 100
+    from explorer.files import label_frame
+
+    blank = np.full((40, 120, 3), 255, np.uint8)
+    assert label_frame(blank, "t = 3 / 6")[4:16, 6:50].min() < 100  # each frame carries its t
+    corners = []
+    for i in range(im.n_frames):
+        im.seek(i)
+        corners.append(np.asarray(im.convert("L"))[3:17, 4:70].copy())
+    assert not np.array_equal(corners[0], corners[-1])  # t = 6 … t = 0: the label changes
 
 
 def test_binary_data_shows_a_raster(qtbot, window, tmp_path):

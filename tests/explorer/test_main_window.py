@@ -233,3 +233,64 @@ def test_opened_model_shows_the_exact_K_its_file_records(qtbot, window):
     window.k_curve.refresh()
     assert window.k_label.text().startswith("K = 1.000") and "train minibatches" in window.k_label.text()
     assert window.k_curve.drawn_K() == pytest.approx(1.0)
+
+
+def test_home_and_end_jump_to_the_ends_of_the_process(qtbot, window):
+    from PySide6.QtGui import QKeySequence
+
+    state = apply_tiny(qtbot, window)
+    acts = {a.shortcut().toString(): a for a in window.actions()}
+    assert QKeySequence("Home").toString() in acts and QKeySequence("End").toString() in acts
+    acts["Home"].trigger()
+    assert int(state.trajectory.t[state.frame]) == 8  # reverse starts at t = T
+    acts["End"].trigger()
+    assert int(state.trajectory.t[state.frame]) == 0
+    window.set_view("forward")
+    acts["End"].trigger()
+    assert int(state.trajectory.t[state.frame]) == 8
+
+
+def test_drops_are_copies_and_the_preset_box_names_the_data(qtbot, window, tmp_path):
+    apply_tiny(qtbot, window)
+    path = tmp_path / "dropped.npy"
+    np.save(path, spiral_points(300, seed=5))
+    ev = _drop(window, [path])
+    assert ev.dropAction() == Qt.CopyAction
+    qtbot.waitUntil(lambda: window.state.data is not None and window.state.data.name == "dropped", timeout=20000)
+    assert path.exists()
+    box = window.controls.preset
+    assert window.state.source == "data" and box.currentText() == "data file dropped"
+    window.draw.paint_at(0.1, 0.1, start=True)
+    for x in np.linspace(-0.5, 0.5, 20):
+        window.draw.paint_at(float(x), float(x) ** 2)
+    window.draw.train_button.click()
+    qtbot.waitUntil(lambda: window.state.source == "drawn", timeout=10000)
+    assert box.currentText() == "drawn points"
+
+
+def test_a_model_switch_clears_the_old_models_messages_and_inpaint_form(qtbot, window):
+    from explorer import session as sessions
+
+    state = apply_tiny(qtbot, window)
+    state.post("warning", "something about the old model")
+    assert window.banner.isVisible()
+    window.apply_session(sessions.bundled_session("digits"))
+    assert not window.banner.isVisible()
+    if window.inpaint is not None:
+        page = window.inpaint
+        qtbot.waitUntil(lambda: page.page == "image", timeout=10000)
+        digits_samples = page.samples_spin.value()
+        page.samples_spin.setValue(digits_samples + 3)  # the user changed the form
+    window.apply_session(sessions.bundled_session("swissroll"))
+    if window.inpaint is not None:
+        assert page.page == "plane" and page.samples_spin.value() != digits_samples + 3
+    assert window.controls.preset.currentData() == "swissroll"
+    assert "bits/point" in window.k_label.text()
+
+
+def test_file_dialogs_remember_their_folder(window, tmp_path):
+    d = window.dialogs
+    assert d.folder("data") == str(__import__("pathlib").Path.home())
+    d.remember("data", tmp_path / "x.npy")
+    assert d.folder("data") == str(tmp_path)
+    assert d.folder("trajectory") != str(tmp_path)  # each kind of file has its own
