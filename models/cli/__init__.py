@@ -28,8 +28,7 @@ import os
 import sys
 from typing import Sequence
 
-from ..files import CheckpointError
-from ..data import DataError
+from ..files import FileError
 from ..runtime import configure_threads, resolve_device
 from . import denoise, evaluate, info, inpaint, sample, train
 from .console import CLIError, Console, fail, one_line, positive_int
@@ -90,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         return _dispatch(args, argv)
-    except (CLIError, CheckpointError, DataError) as e:
+    except (CLIError, FileError) as e:  # CheckpointError, DataError, LockError: they name their file
         msg = str(e)
     except BrokenPipeError:  # `dpm eval ... | head`: stop quietly
         with contextlib.suppress(OSError, ValueError):

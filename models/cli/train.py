@@ -12,11 +12,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..files import CheckpointError
 from ..config import ARCHS, CONV_ARCHS, KERNELS, PARAMS, ModelConfig
-from ..data import DataError
 from ..evaluation import Evaluation, eval_batch_size, exact_K
-from ..files import LoadedModel, load_model, save_model
+from ..files import LoadedModel, load_model, lock_output, save_model
 from ..metadata import ModelMeta, RecordedK, model_meta
 from ..model import DiffusionModel
 from ..presets import PRESETS, Preset, default_config, default_train_config, load_data, mean_activity
@@ -251,6 +249,11 @@ def _fraction(p: TrainProgress, tc: TrainConfig) -> float | None:
 
 def run(args, argv: Sequence[str], console: Console, device) -> int:
     out = check_out_path(args.out, (".h5", ".hdf5"), "the model file (--out)")
+    with lock_output(out):  # a second `dpm train --out` the same file is refused while this one runs
+        return _run(args, argv, console, device, out)
+
+
+def _run(args, argv: Sequence[str], console: Console, device, out) -> int:
     st = _setup(args)
     data, tc = st.data, st.config
     try:

@@ -190,3 +190,15 @@ def test_the_app_and_dpm_build_the_same_model_for_the_same_file(tmp_path, run):
                          "--threads", "1", "--out", out)
         assert rc == 0, err
         assert load_model(out).config == app, name
+
+
+def test_a_second_writer_of_the_same_file_is_refused(tmp_path, run):
+    from models.files import lock_output
+
+    out = tmp_path / "busy.h5"
+    with lock_output(out):  # as a running `dpm train --out busy.h5` holds it
+        rc, _, err = run("train", "swissroll", "--steps", "2", "--out", out, *FAST)
+    assert_one_error_line(rc, err, "busy.h5")
+    assert not out.exists()
+    rc, _, err = run("train", "swissroll", "--steps", "2", "--out", out, *FAST)
+    assert rc == 0, err
