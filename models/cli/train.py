@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from ..config import ARCHS, CONV_ARCHS, KERNELS, PARAMS, ModelConfig
 from ..evaluation import Evaluation, eval_batch_size, exact_K
-from ..files import LoadedModel, load_model, lock_output, save_model
+from ..files import FileError, LoadedModel, load_model, lock_output, save_model
 from ..metadata import ModelMeta, RecordedK, model_meta
 from ..model import DiffusionModel
 from ..presets import PRESETS, Preset, default_config, default_train_config, load_data, mean_activity
@@ -296,10 +296,15 @@ def _run(args, argv: Sequence[str], console: Console, device, out) -> int:
                 else:
                     console.note(text)
                 if not p.done and time.monotonic() - last_save >= args.autosave_seconds:
-                    save(trainer.eval_model, base.replace(complete=False, iterations=p.iteration,
-                                                          train_seconds=p.seconds, K_heldout_live_bits=p.K_heldout_bits))
                     last_save = time.monotonic()
-                    n_autosaves += 1
+                    try:
+                        save(trainer.eval_model, base.replace(complete=False, iterations=p.iteration,
+                                                              train_seconds=p.seconds,
+                                                              K_heldout_live_bits=p.K_heldout_bits))
+                        n_autosaves += 1
+                    except (OSError, FileError) as e:  # a full disk: keep training and the previous file
+                        console.warn(f"{out}: autosave failed ({e}); training goes on, the file keeps its "
+                                     "previous content")
             console.end()
         except KeyboardInterrupt:
             console.end()

@@ -202,3 +202,26 @@ def test_a_second_writer_of_the_same_file_is_refused(tmp_path, run):
     assert not out.exists()
     rc, _, err = run("train", "swissroll", "--steps", "2", "--out", out, *FAST)
     assert rc == 0, err
+
+
+def test_a_failed_autosave_does_not_end_the_run(tmp_path, run, monkeypatch):
+    import errno
+
+    import models.cli.train as train_cmd
+
+    real, calls = train_cmd.save_model, [0]
+
+    def full_disk_once(*a, **kw):
+        calls[0] += 1
+        if calls[0] == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(a[0]))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(train_cmd, "save_model", full_disk_once)
+    out = tmp_path / "m.h5"
+    rc, _, err = run("train", "swissroll", "--steps", "10", "--report-every", "5", "--autosave-seconds", "0",
+                     "--out", out, *FAST)
+    assert rc == 0, err
+    assert "autosave failed" in err and "No space left" in err
+    m = load_model(out).meta
+    assert m["complete"] is True and m["iterations"] == 10 and m["autosaves"] == 1
