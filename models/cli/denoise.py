@@ -12,7 +12,7 @@ import torch
 
 from ..files import save_trajectory
 from ..runtime import make_generator
-from .console import Console, model_path, positive_float
+from .console import Console, fail, model_path, positive_float
 from .inpaint import _images, add_image_args, check_outputs, prepared
 
 
@@ -47,8 +47,6 @@ def run(args, console: Console, device) -> int:
     sigma = args.sigma
     sigma_z = sigma if args.sigma_units == "normalised" else I.sigma_to_normalised(sigma, loaded.norm)
     if not (math.isfinite(sigma_z) and sigma_z > 0):
-        from .console import fail
-
         fail(f"--sigma {sigma}: gives σ = {sigma_z} in the model's units")
     g = make_generator(model.device, args.seed)
     y = prep.y
@@ -61,6 +59,8 @@ def run(args, console: Console, device) -> int:
     run_ = drain(console.track(steps, model.T + 1, f"denoising {prep.shape_hw[1]}×{prep.shape_hw[0]}"), stride,
                  keep=traj_path is not None)
     x0, traj, ts = run_.x, run_.traj, run_.t
+    if not bool(x0.isfinite().all()):
+        fail(f"{path}: the model produced non-finite values for {args.image}; nothing was written")
     I.save_png(out, I.to_pixels(x0.reshape(args.samples, *prep.pixels.shape), loaded.norm))
     if traj_path is not None:
         save_trajectory(traj_path, traj, t=ts, meta=dict(

@@ -104,6 +104,8 @@ def run(args, console: Console, device) -> int:
         run_ = drain(console.track(steps, n_states, f"inpainting {prep.shape_hw[1]}×{prep.shape_hw[0]}"), stride,
                      keep=traj_path is not None)
         x0, traj, ts = run_.x, run_.traj, run_.t
+    if not bool(x0.isfinite().all()):
+        fail(f"{path}: the model produced non-finite values for {args.image}; nothing was written")
     I.save_png(out, I.to_pixels(x0.reshape(args.samples, *prep.pixels.shape), loaded.norm))
     if traj_path is not None:
         save_trajectory(traj_path, traj, t=ts, meta=dict(
