@@ -2,7 +2,7 @@
 
 For each preset: train within a stated time budget (``dpm train PRESET --seconds S``), evaluate K exactly
 (all T steps) on the preset's held-out set, and print our K and K − L_null next to the paper's, with our
-β_1, the β_1 cap on K − L_null (spec §2.3, §12), the known ceiling on K (spec §12: heartbeat −log2 5),
+β_1, the β_1 cap on K − L_null and the known ceiling on K (models/README.md, Ceilings: heartbeat −log2 5),
 training seconds and iterations. With ``--from-bundled`` the bundled models in resources/models/*.h5 are
 evaluated instead of training new ones. Results go to bench/results/table1.json.
 
@@ -11,7 +11,7 @@ evaluated instead of training new ones. Results go to bench/results/table1.json.
     python bench/table1.py --from-bundled
 
 The numbers are not asserted anywhere: they depend on the time budget and the machine. Our data sets
-are the project's own (spec §11), so only the Swiss roll and the heartbeat are the paper's data; the
+are the project's own (models/README.md, Presets and data sets), so only the Swiss roll and the heartbeat are the paper's data; the
 image rows compare the same family of data, not the same data.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _row(preset: str, res: dict, meta: dict, source: str) -> dict:
         train_seconds=_num(meta.get("train_seconds")), iterations=meta.get("iterations"),
         device=meta.get("device"), T=res.get("T"), note=p.note if p else "",
     )
-    # honesty checks of spec §12: K below a known ceiling (within 3 standard errors), K − L_null below the cap
+    # honesty checks (models/README.md, Ceilings): K below a known ceiling (within 3 standard errors), K − L_null below the cap
     tol = 3 * (se or 0.0)
     row["below_ceiling"] = None if ceiling is None or K is None else bool(K <= ceiling + tol)
     row["below_cap"] = None if cap is None or KL is None else bool(KL <= cap + tol)
@@ -128,7 +128,7 @@ def print_table(rows: list[dict]) -> None:
               f"{(format(r['beta_1'], '.3g') if r['beta_1'] is not None else '—'):>10}{_f(r['cap_bits'], 2)}{_f(r['ceiling_bits'], 3, 9)}"
               f"{_f(r['below_ceiling'], 0, 6)}{_f(r['train_seconds'], 0)}{_f(r['iterations'], 0, 9)}")
     print("K, K − L_null: bits in the unit, exact over all T steps on held-out data; cap: the β_1 cap on K − L_null "
-          "(spec §2.3); ceiling: a known upper limit on K (spec §12).")
+          "(models/README.md, Ceilings); ceiling: a known upper limit on K (same section).")
 
 
 def main(argv=None) -> int:
