@@ -1,4 +1,4 @@
-"""Reverse networks (spec §4). A network maps ``(x_t, k)`` to raw outputs and knows nothing of β.
+"""Reverse networks (§4 of the paper, plus a U-Net). A network maps ``(x_t, k)`` to raw outputs and knows nothing of β.
 
 Shapes: ``x`` is ``[B, *S]``; ``k`` is a LongTensor ``[B]`` of step indices (``k = t − 1``); the output
 is ``[B, n_out, *S]``: ``n_out = 2`` (z^μ, z^Σ) for Gaussian models, ``1`` for binomial ones.
@@ -7,6 +7,11 @@ Time enters through a **temporal readout** (the paper's only time dependence): e
 bump basis, z = Σ_j y_j·g_j(t) with J coefficients per output (§4.3), or one separate readout layer per
 step (the paper's Swiss-roll and heartbeat nets, §4.1–4.2). Optionally (``time_features > 0``) the bump
 basis is also fed to the input of the trunk, a departure from the paper that helps small networks.
+
+:class:`UNet` (arch "unet") is not the paper's: a small fully convolutional U-Net (residual blocks with
+group norm, one resolution per ``n_scales``, skip connections), the step index entering as sinusoidal
+features of k (a project choice for images; models/README.md, Parameterisations). Like every net here it
+sees only (x, k), never β.
 """
 from __future__ import annotations
 
@@ -219,3 +224,117 @@ class ConvNet(nn.Module):
             h = layer(h, self.time_bias[i](g) if g is not None else None)
         h = self.dense(h)
         return self.readout(h, k).reshape(B, self.n_out, C, H, W)
+
+
+def sinusoidal_features(k: torch.Tensor, T: int, n: int) -> torch.Tensor:
+    """Sinusoidal features of the step index: k [B] → [B, n] (n even), sin and cos of k·ω_i with
+    frequencies ω_i from 1/T·π … π geometrically spaced, so the slowest one sweeps half a period over
+    the chain and the fastest tells neighbouring steps apart. Depends on k and T only (not on β)."""
+    if n < 2 or n % 2:
+        raise ValueError(f"the number of sinusoidal features must be even and >= 2, got {n}")
+    half = n // 2
+    freqs = math.pi * torch.logspace(math.log10(1.0 / T), 0.0, half, device=k.device, dtype=torch.float32)
+    a = k.to(torch.float32)[:, None] * freqs[None, :]
+    return torch.cat([torch.sin(a), torch.cos(a)], dim=1)
+
+
+def _groups(c: int) -> int:
+    """Group-norm groups for c channels: up to 8, at least 2 channels each (so a 1×1 image still has more
+    than one value per group)."""
+    for g in (8, 4, 2):
+        if c % g == 0 and c // g >= 2:
+            return g
+    return 1
+
+
+class ResBlock(nn.Module):
+    """GroupNorm → SiLU → 3×3 conv, + a per-channel shift from the step embedding, GroupNorm → SiLU →
+    3×3 conv (zero-initialised, so a fresh block is the identity path), plus the (1×1-projected) input.
+    [B, c_in, H, W], emb [B, E] → [B, c_out, H, W]."""
+
+    def __init__(self, c_in: int, c_out: int, emb: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(c_in), c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb, c_out)
+        self.norm2 = nn.GroupNorm(_groups(c_out), c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.proj = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(e)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.proj(x) + h
+
+
+class UNet(nn.Module):
+    """A small fully convolutional U-Net for images (arch "unet"): [B, C, H, W] → [B, n_out, C, H, W],
+    any H, W (odd sizes are pooled with ceil and upsampled back to the skip's exact size).
+
+    ``n_scales`` resolutions, channel widths hidden·(1, 2, 4, 4, …) (each halving of the resolution
+    doubles the width up to 4×, so every level costs about the same); ``blocks`` residual blocks per
+    resolution on the way down, the same number (reading the concatenated skip) on the way up, one in
+    the middle at the coarsest resolution. Downsampling is 2×2 mean pooling, upsampling nearest-neighbour
+    followed by a 3×3 conv. The step index k enters every block through an embedding of ``time_features``
+    sinusoidal features (:func:`sinusoidal_features`). The output conv is zero-initialised: a fresh
+    net outputs 0 (for the "posterior" parameterisation: ε̂ = 0 and the variance midway in log space
+    between β̃ and β)."""
+
+    def __init__(self, C: int, n_out: int, T: int, hidden: int = 32, n_scales: int = 2, blocks: int = 1,
+                 time_features: int = 32):
+        super().__init__()
+        if n_scales < 1 or blocks < 1 or hidden < 1:
+            raise ValueError(f"UNet needs n_scales, blocks and hidden >= 1, got {n_scales}, {blocks}, {hidden}")
+        self.C, self.n_out, self.T = C, n_out, T
+        self.n_time = max(2, time_features + (time_features % 2))
+        E = 2 * hidden
+        self.embed = nn.Sequential(nn.Linear(self.n_time, E), nn.SiLU(), nn.Linear(E, E))
+        widths = [hidden * 2 ** min(i, 2) for i in range(n_scales)]
+        self.inp = nn.Conv2d(C, hidden, 3, padding=1)
+        self.down = nn.ModuleList()
+        c = hidden
+        skips = []
+        for w in widths:
+            level = nn.ModuleList()
+            for _ in range(blocks):
+                level.append(ResBlock(c, w, E))
+                c = w
+                skips.append(c)
+            self.down.append(level)
+        self.mid = ResBlock(c, c, E)
+        self.up = nn.ModuleList()
+        self.upconv = nn.ModuleList()
+        for i, w in reversed(list(enumerate(widths))):
+            level = nn.ModuleList()
+            for _ in range(blocks):
+                level.append(ResBlock(c + skips.pop(), w, E))
+                c = w
+            self.up.append(level)
+            self.upconv.append(nn.Conv2d(c, c, 3, padding=1) if i > 0 else nn.Identity())
+        self.out_norm = nn.GroupNorm(_groups(c), c)
+        self.out = nn.Conv2d(c, n_out * C, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        e = self.embed(sinusoidal_features(k, self.T, self.n_time).to(x.dtype))
+        h = self.inp(x)
+        skips, sizes = [], []
+        for i, level in enumerate(self.down):
+            if i > 0:
+                sizes.append(h.shape[-2:])
+                h = F.avg_pool2d(h, 2, ceil_mode=True, count_include_pad=False)
+            for block in level:
+                h = block(h, e)
+                skips.append(h)
+        h = self.mid(h, e)
+        for level, upconv in zip(self.up, self.upconv):
+            for block in level:
+                h = block(torch.cat([h, skips.pop()], dim=1), e)
+            if sizes:
+                h = upconv(F.interpolate(h, size=tuple(sizes.pop()), mode="nearest"))
+        return self.out(F.silu(self.out_norm(h))).reshape(B, self.n_out, C, H, W)
