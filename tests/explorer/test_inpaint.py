@@ -185,8 +185,11 @@ def test_dropped_colour_photo_is_shown_whole_and_converted_with_a_note(panel, st
     ip.max_side_spin.setValue(45)
     ip.max_side_spin.editingFinished.emit()
     assert ip.prepared.shape_hw == (30, 45) and "longest side 45" in ip.note_label.text()
+    assert not ip.crop_item.isVisible()
     ip.fit_combo.setCurrentIndex(ip.fit_combo.findData("crop"))
     assert ip.prepared.shape_hw == (45, 45) and ip.mask_model.shape == (45, 45)
+    r = ip.crop_item.rect()  # the part the model sees is outlined on the original
+    assert ip.crop_item.isVisible() and (r.x(), r.y(), r.width(), r.height()) == (22, 7, 45, 45)
 
 
 def test_colour_model_keeps_colour(panel, state, tmp_path):

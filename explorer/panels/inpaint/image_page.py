@@ -10,9 +10,13 @@ import math
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGraphicsRectItem, QHBoxLayout, QLabel,
+                               QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
+
+from models.config import CONV_ARCHS
+from models.files import LoadedModel
 
 from ...mask import MaskCanvas, MaskModel, MaskTools, default_fill
 from . import request as R
@@ -81,6 +85,7 @@ class ImagePage(QWidget):
         self.examples: np.ndarray | None = None  # held-out examples, pixels [n, C, H, W]
         self._example = -1
         self.noisy: torch.Tensor | None = None  # the denoising observation shown, [1, C, H, W]
+        self._seed = 0  # the run's seed: the added noise is drawn from it
         self.mask_model = MaskModel((1, 1), brush_size=8)
         self._build_view()
         self._build_controls()
@@ -95,6 +100,14 @@ class ImagePage(QWidget):
         left.setSpacing(4)
         box, self.original_title, self.original_vb, self.original_item, self.original_view = _view("inpaint_original")
         self.original_title.setText("original")
+        pen = QPen(QColor(255, 200, 40))
+        pen.setCosmetic(True)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        self.crop_item = QGraphicsRectItem()
+        self.crop_item.setPen(pen)
+        self.crop_item.setZValue(5)
+        self.crop_item.hide()
+        self.original_vb.addItem(self.crop_item)
         left.addWidget(box, 1)
         mbox = QWidget()
         mv = QVBoxLayout(mbox)
@@ -229,12 +242,13 @@ class ImagePage(QWidget):
         self.fit_combo.setCurrentIndex(max(self.fit_combo.findData(fit), 0))
         self.fit_combo.blockSignals(False)
         self.max_side_spin.setValue(R.MAX_SIDE)
-        self.fit_row.setVisible(self.config is not None and self.config.arch in ("conv", "unet"))
+        self.fit_row.setVisible(self.config is not None and self.config.arch in CONV_ARCHS)
         self.example_btn.setEnabled(examples is not None and len(examples) > 0)
         self.mask_model.reset((1, 1))
         self._has_mask = False
         self.canvas.set_image(np.zeros((1, 1), np.float32))
         self.original_item.clear()
+        self.crop_item.hide()
         self.clear_results()
         self._fill_methods()
         self.note_label.setText("drop an image here, paste one (Ctrl+V) or open a file")
@@ -333,8 +347,8 @@ class ImagePage(QWidget):
         if self.source is None or self.model is None:
             return None
         try:
-            prep = img.prepare_image(self.source, _Loaded(self.model, self.norm), max_side=self.max_side_spin.value(),
-                                     fit=self.fit_combo.currentData())
+            prep = img.prepare_image(self.source, LoadedModel(self.model, self.norm, {}, {}),
+                                     max_side=self.max_side_spin.value(), fit=self.fit_combo.currentData())
         except ValueError as e:  # DataError is a ValueError
             return f"{self.source_name}: {e}"
         old_shape = self.mask_model.shape
@@ -354,6 +368,11 @@ class ImagePage(QWidget):
         extra = prep.note.replace("converted colour→grey", "").strip("; ")
         self.note_label.setText(note + (f"; {extra}" if extra else ""))
         self.original_item.setImage(_hwc(self.source), autoLevels=False, levels=(0.0, 1.0))
+        h0, w0 = self.source.shape[-2:]
+        cropped = self.fit_combo.currentData() == "crop" and (H, W) != (h0, w0) and "cropped" in prep.note
+        if cropped:  # the part the model sees, as the library cuts it (the centre)
+            self.crop_item.setRect(QRectF((w0 - W) // 2, (h0 - H) // 2, W, H))
+        self.crop_item.setVisible(cropped)
         self.original_vb.autoRange(padding=0.02)
         self.clear_results()
         self.refresh_observation()
@@ -374,7 +393,7 @@ class ImagePage(QWidget):
             y = prep.y
             if self.noise_combo.currentData() == "add":
                 sz = img.sigma_to_normalised(self.sigma_pixels, self.norm)
-                y = R.noisy_observation(prep.y, sz, getattr(self, "_seed", 0))
+                y = R.noisy_observation(prep.y, sz, self._seed)
             self.noisy = y
             px = img.to_pixels(y.reshape(prep.pixels.shape), self.norm)
             self.canvas_title.setText("noisy observation y")
@@ -430,16 +449,3 @@ class ImagePage(QWidget):
 
     def save_png(self, path, x: np.ndarray) -> None:
         img.save_png(path, self.pixels(x))
-
-
-class _Loaded:
-    """What the library's prepare_image reads of a model file: ``config`` and ``norm``."""
-
-    def __init__(self, model, norm):
-        self.model, self.norm, self.config = model, norm, model.config
-
-
-def pixels_of(z: torch.Tensor | np.ndarray, norm: dict) -> np.ndarray:
-    """Normalised examples [n, C, H, W] → pixels in [0, 1]."""
-    return img.to_pixels(z, norm)
-

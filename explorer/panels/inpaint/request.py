@@ -262,8 +262,9 @@ def _meta(model, s: Sampling, method: str, **kw) -> dict:
     return meta
 
 
-def _bytes(model_values: int, s: Sampling, method: str) -> int:
-    return int(model_values) * int(s.n) * 4
+def _bytes(values: int, s: Sampling) -> int:
+    """Bytes of one kept state: n samples of ``values`` float32 (SMC shows one particle per sample)."""
+    return int(values) * int(s.n) * 4
 
 
 def noisy_observation(y: torch.Tensor, sigma_normalised: float, seed: int) -> torch.Tensor:
@@ -293,7 +294,7 @@ def _image_request(model, norm, f: ImageForm) -> Request:
     s = f.sampling
     _check(f.task, f.method, s)
     n, g, P = int(s.n), _generator(model, s.seed), int(s.particles)
-    per = _bytes(f.y.numel(), s, f.method)
+    per = _bytes(f.y.numel(), s)
     if not model.is_gaussian and (f.task == "denoise" or f.method in ("annealed", "repaint")):
         raise ValueError(f"{METHOD_TEXT[f.task][f.method].label} needs a Gaussian model")
     if f.task == "denoise":
@@ -339,7 +340,7 @@ def _plane_request(model, f: PlaneForm) -> Request:
     s = f.sampling
     _check(f.r, f.method, s)
     n, g, P = int(s.n), _generator(model, s.seed), int(s.particles)
-    per = _bytes(2, s, f.method)
+    per = _bytes(2, s)
     if f.r == "gaussian":
         if not (f.std > 0 and math.isfinite(f.std)):
             raise ValueError(f"the Gaussian's std must be positive, got {f.std}")
@@ -364,7 +365,7 @@ def _bits_request(model, f: BitsForm) -> Request:
     n, g, P = int(s.n), _generator(model, s.seed), int(s.particles)
     meta = _meta(model, s, f.method, kind="fixed_bits", bits=bits.tolist())
     return Request(lambda: cond.fix_bits_steps(model, bits, n, g, method=f.method, particles=P), model.T + 1,
-                   _bytes(len(bits), s, f.method), meta)
+                   _bytes(len(bits), s), meta)
 
 
 def stream(request: Request, stride: int | None = None) -> Iterator[Frame]:
