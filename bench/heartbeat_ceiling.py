@@ -19,7 +19,7 @@ import torch
 
 from models.bound import evaluate_bound
 from models.data import load_preset
-from models.io import load_model
+from models.files import load_model
 from models.kernels import BinomialKernel, ScheduleTensors
 from models.kernels.binomial import bernoulli_kl
 from models.schedules import binomial_betas

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from models import inpainting as I
-from models.io import LoadedModel, load_model
+from models.files import LoadedModel, load_model
 from models.paths import DATA_DIR, MODELS_DIR
 from models.presets import get_preset
 from models.model import DiffusionModel

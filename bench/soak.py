@@ -7,7 +7,7 @@ For ``--minutes`` (default 10) the real main window runs offscreen with, all at 
 * the trajectory animation playing in a loop (the Trajectory tab is shown; every ``--tab-cycle`` seconds
   the Inpaint tab is shown for 5 s, so that its result view is painted too; 0 = never);
 * inpainting runs one after another in the window's InpaintPanel: ``resources/models/bark.h5`` (loaded
-  with ``models.io.load_model`` and given to ``InpaintPanel.set_model``), a ``--crop``×``--crop`` centre
+  with ``models.files.load_model`` and given to ``InpaintPanel.set_model``), a ``--crop``×``--crop`` centre
   crop of ``resources/data/textures/brick.png`` with the panel's default centre mask, clamp method,
   ``--samples`` samples, a new seed each run.
 
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     from explorer import session as sessions
     from explorer.main_window import MainWindow
     from models import inpainting as I
-    from models.io import load_model
+    from models.files import load_model
 
     def log(msg: str) -> None:
         print(f"[soak {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

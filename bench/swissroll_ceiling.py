@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from models.bound import step_kl
-from models.data import SWISSROLL_THETA, _swissroll_norm, load_preset
-from models.io import load_model
+from models.data import SWISSROLL_THETA, load_preset
+from models.data.registry import _swissroll_norm
+from models.files import load_model
 from models.kernels import GaussianDist, GaussianKernel, ScheduleTensors
 
 LN2 = math.log(2)

@@ -1,5 +1,5 @@
 """Exports: the animation as a GIF (Pillow), and a trajectory with the bound curves as an HDF5
-trajectory file (:func:`models.checkpoint.save_trajectory`) that the app opens again.
+trajectory file (:func:`models.files.save_trajectory`) that the app opens again.
 
 The trajectory file's ``meta`` holds, besides kind/direction/space, the bound curves (β, ᾱ, entropy
 bounds, the model's reverse entropy, per-step KL terms; NaN stored as null) and the K history, so a
@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtGui import QImage
 
-from models.checkpoint import load_trajectory, save_trajectory
+from models.files import load_trajectory, save_trajectory
 
 from .state import BoundCurves, History, Trajectory
 

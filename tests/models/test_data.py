@@ -41,11 +41,11 @@ def test_swiss_roll_lies_on_the_curve():
 
 def test_swissroll_normalization_is_exact():
     for noise in (0.0, 0.7):
-        norm = D._swissroll_norm(noise)
+        norm = D.registry._swissroll_norm(noise)
         x = D.swiss_roll(400_000, 5, noise)
         np.testing.assert_allclose(norm.mean, x.mean(axis=0), atol=0.05)
         assert norm.std == pytest.approx(math.sqrt(x.var(axis=0).mean()), rel=2e-3)
-    assert D._swissroll_norm(0.0).mean == pytest.approx((2.0, 2 / (3 * math.pi)))
+    assert D.registry._swissroll_norm(0.0).mean == pytest.approx((2.0, 2 / (3 * math.pi)))
 
 
 def test_heartbeat_has_exactly_five_sequences():
@@ -67,7 +67,7 @@ def test_dead_leaves_shape_coverage_and_intensities():
     assert not np.array_equal(x, D.dead_leaves(20, 32, gen(4)))
     assert all(len(np.unique(im)) >= 4 for im in x)
     assert x.std() > 40  # intensities U(0, 1) spread over 0..255
-    first, intensity, img = D._dead_leaves_render(20, 32, np.random.default_rng(3))
+    first, intensity, img = D.synthetic._dead_leaves_render(20, 32, np.random.default_rng(3))
     assert (first >= 0).all() and (first < len(intensity)).all()  # every pixel covered by a disk
     np.testing.assert_array_equal(img, np.minimum(np.floor(intensity * 256), 255).astype(np.uint8)[first])
     assert D.dead_leaves(3, 17, seed=1).shape == (3, 17, 17)
@@ -78,7 +78,7 @@ def test_dead_leaves_shape_coverage_and_intensities():
 def test_dead_leaves_is_front_to_back():
     """Brute force: paint every recorded disk in draw order, first one wins; compare with the fast path."""
     record: list = []
-    first, _, _ = D._dead_leaves_render(4, 24, np.random.default_rng(7), record=record)
+    first, _, _ = D.synthetic._dead_leaves_render(4, 24, np.random.default_rng(7), record=record)
     img_id, r, cx, cy, disk = (np.concatenate([rec[j] for rec in record]) for j in range(5))
     yc, xc = np.mgrid[0:24, 0:24] + 0.5
     for i in range(4):
@@ -92,7 +92,7 @@ def test_dead_leaves_is_front_to_back():
 
 def test_dead_leaves_radius_law():
     span, a, b = 31.0, 1.0, 32.0
-    r = D._dead_leaves_radii(200_000, np.random.default_rng(0), a, b, span)
+    r = D.synthetic._dead_leaves_radii(200_000, np.random.default_rng(0), a, b, span)
     assert r.min() >= a and r.max() <= b
     # radii of disks that can touch the image: density ∝ r^-3 (span + 2r)^2; compare CDFs on a grid
     grid = np.linspace(a, b, 20001)
@@ -107,7 +107,7 @@ def test_dead_leaves_radius_law():
     assert frac_small == pytest.approx((1 - 1 / 4) / (1 - 1 / 1024), abs=0.01)
     # and the disks that end up in the images: many more small than large
     record: list = []
-    D._dead_leaves_render(10, 32, np.random.default_rng(1), record=record)
+    D.synthetic._dead_leaves_render(10, 32, np.random.default_rng(1), record=record)
     kept_r = np.concatenate([rec[1][rec[4] >= 0] for rec in record])
     assert (kept_r < 2).sum() > 5 * (kept_r > 8).sum() > 0
 
@@ -177,7 +177,7 @@ def test_dequantized_images_stay_in_their_bins():
     v = ds.display(ds.heldout())  # v = (u + U) / 17
     u = np.floor(v * 17 + 1e-6)
     assert np.all((v * 17 - u) < 1 + 1e-5)
-    raw = D._read_bundled_h5("digits.h5")
+    raw = D.registry._read_bundled_h5("digits.h5")
     assert set(np.unique(u).astype(int)) <= set(range(17)) and raw.max() == 16
     assert ds.norm.levels == 17
 
@@ -215,7 +215,7 @@ def test_bundled_files():
     with h5py.File(DATA_DIR / "mnist5k.h5") as f:
         assert f["images"].shape == (5000, 28, 28) and f["images"].dtype == np.uint8
         np.testing.assert_array_equal(np.bincount(f["labels"][()]), np.full(10, 500))
-    for name in D.TEXTURES:
+    for name in D.registry.TEXTURES:
         a = D.load_image(DATA_DIR / "textures" / f"{name}.png")
         assert a.shape == (1, 512, 512) and a.dtype == np.float32
     assert (DATA_DIR.parent / "LICENSES.md").is_file()
@@ -328,7 +328,7 @@ def test_load_csv_and_h5(tmp_path):
     for name in ("h.csv", "n.csv"):
         ds = D.load_file(tmp_path / name)
         assert (ds.kind, ds.example_shape, ds.n_train + ds.n_heldout) == ("points", (2,), 40)
-        np.testing.assert_allclose(ds.display(ds.heldout()), pts[D._split(40, 4)[1]], atol=1e-5)
+        np.testing.assert_allclose(ds.display(ds.heldout()), pts[D.dataset._split(40, 4)[1]], atol=1e-5)
     with h5py.File(tmp_path / "d.h5", "w") as f:
         f["x"] = rng.integers(0, 256, (15, 1, 6, 6)).astype(np.int64)
     ds = D.load_file(tmp_path / "d.h5")
@@ -340,7 +340,7 @@ def test_load_single_image_and_folder(tmp_path):
     Image.fromarray(rng.integers(0, 256, (100, 90), dtype=np.uint8)).save(tmp_path / "big.png")
     ds = D.load_file(tmp_path / "big.png")
     assert (ds.kind, ds.example_shape, ds.norm.levels) == ("images", (1, 32, 32), 256)
-    assert ds.n_heldout == D.PATCHES_N_HELDOUT
+    assert ds.n_heldout == D.dataset.PATCHES_N_HELDOUT
     assert ds.sample_train(5, gen()).shape == (5, 1, 32, 32)
     assert D.load_file(tmp_path / "big.png", patch_size=16).example_shape == (1, 16, 16)
     with pytest.raises(DataError, match="big.png.*64×64 patches"):
@@ -438,8 +438,8 @@ def test_load_file_rejects_bad_inputs_naming_the_path(tmp_path):
 def test_load_file_refuses_huge_files(tmp_path, monkeypatch):
     p = tmp_path / "pts.npy"
     np.save(p, np.zeros((100, 2)))
-    monkeypatch.setattr(D, "MAX_FILE_BYTES", 1000)
-    with pytest.raises(DataError, match="GiB") as e:
+    monkeypatch.setattr(D.readers, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(DataError, match="files over 1000 bytes are refused") as e:
         D.load_file(p)
     assert str(p) in str(e.value)
 

@@ -4,7 +4,7 @@ Property-based (hypothesis): random bytes, truncated valid files, forged headers
 sizes, wrong-typed contents. For every input a loader must either
 
 * return something valid (a DataSet that draws finite batches, an image in [0, 1], a bool mask, ...), or
-* raise DataError (models.data, models.inpainting) / CheckpointError (models.io, models.checkpoint)
+* raise DataError (models.data, models.images) / CheckpointError (models.io, models.checkpoint)
   whose message names the file,
 
 never another exception type, never a hang (a watchdog kills the run after WATCHDOG_S seconds) and
@@ -35,11 +35,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from models import data as D
-from models import inpainting as I
-from models.checkpoint import CheckpointError, load_trajectory, save_trajectory
+from models import images as I
+from models.files import CheckpointError, load_trajectory, save_trajectory
 from models.config import ModelConfig
 from models.data import DataError
-from models.io import load_model, save_model
+from models.files import load_model, save_model
 from models.model import DiffusionModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,8 +82,13 @@ def no_unpickling(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a loader tried to unpickle")
 
-    for name in ("load", "loads", "Unpickler"):
+    class RefusingUnpickler(pickle.Unpickler):  # still a class: modules imported lazily may subclass it
+        def __init__(self, *args, **kwargs):
+            refuse()
+
+    for name in ("load", "loads"):
         monkeypatch.setattr(pickle, name, refuse)
+    monkeypatch.setattr(pickle, "Unpickler", RefusingUnpickler)
 
 
 @pytest.fixture
@@ -660,7 +665,7 @@ def test_image_folder_mixed_sizes_and_depths(d):
 # CIFAR-10 binary
 
 
-REC = D.CIFAR_RECORD_BYTES
+REC = D.readers.CIFAR_RECORD_BYTES
 
 
 @FUZZ
