@@ -1,6 +1,6 @@
 """Inpainting speed on this machine: how long until the first conditioned frame, and the whole chain.
 
-Two cases, with the paper's clamp method (spec §6) and one sample:
+Two cases, with the paper's clamp method (paper Fig. 5) and one sample:
 
 * ``bark64``: a 64×64 grey texture (resources/data/textures/bark-like), the central 32×32 filled, with a
   fully convolutional model shaped like the ``bark`` preset (T = 500). Uses resources/models/bark.h5 if
@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models import inpainting as I
+from models import conditioning as C
+from models import images as I
 from models.files import LoadedModel, load_model
 from models.paths import DATA_DIR, MODELS_DIR
 from models.presets import get_preset
@@ -88,7 +89,7 @@ def run_case(case: str, method: str = "clamp") -> dict:
     first = None
     n = 0
     last = None
-    for i, st in enumerate(I.inpaint_steps(lm.model, prep.y, known, method=method, generator=g)):
+    for i, st in enumerate(C.inpaint_steps(lm.model, prep.y, known, method=method, generator=g)):
         if i == 1:
             first = time.perf_counter() - t0
         n += 1
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--cases", nargs="+", default=list(TARGETS), choices=list(TARGETS))
-    ap.add_argument("--method", default="clamp", choices=I.METHODS)
+    ap.add_argument("--method", default="clamp", choices=C.METHODS)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

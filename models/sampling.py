@@ -1,14 +1,16 @@
-"""Sampling as generators over steps (spec §5.3): every x^t is yielded, so callers can stream, cache,
-pause or stop. Randomness comes only from the explicit ``generator``; devices follow the model.
+"""Sampling as generators over steps: every x^t is yielded, so callers can stream, cache, pause or stop.
+Randomness comes only from the explicit ``generator``; devices follow the model.
 
 Both directions yield :class:`Step` records ordered as they are produced; ``Step.t`` is the paper time
 of the state (x^t, t = 0 .. T).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 
 from .model import DiffusionModel, StepDistribution
@@ -20,10 +22,15 @@ Condition = Callable[[int, torch.Tensor, StepDistribution], StepDistribution]
 
 @dataclass(frozen=True)
 class Step:
-    """One state of a trajectory: ``x`` [N, *S] = x^t, at paper time ``t`` (0 = data, T = noise)."""
+    """One state of a trajectory: ``x`` [N, *S] = x^t, at paper time ``t`` (0 = data, T = noise).
+
+    ``ess``: for a weighted sampler (:func:`models.posterior.smc_steps`), the effective sample size of
+    the particle weights behind this state as a fraction of the particle count (1 = equal weights;
+    mean over the independent populations), before any resampling at this step; None otherwise."""
 
     t: int
     x: torch.Tensor
+    ess: float | None = None
 
 
 @torch.no_grad()
@@ -82,3 +89,52 @@ def sample(model: DiffusionModel, n: int, generator: torch.Generator | None = No
     for st in reverse_steps(model, n, generator=generator, **kw):
         x = st.x
     return x
+
+
+def thin(steps: Iterable[Step], every: int = 1) -> Iterator[tuple[int, Step]]:
+    """(index in the run, step) for every ``every``-th state of a run and always its last one, as
+    they come (the one rule for keeping part of a trajectory; ``t`` need not be monotone)."""
+    every = max(1, int(every))
+    pending: tuple[int, Step] | None = None
+    for i, st in enumerate(steps):
+        if i % every == 0:
+            pending = None
+            yield i, st
+        else:
+            pending = (i, st)
+    if pending is not None:
+        yield pending
+
+
+@dataclass(frozen=True)
+class Drained:
+    """A finished run: ``x`` the last state [N, *S]; ``traj`` float32 [K, N, *S] of the kept states in
+    run order (None when not kept), ``t`` int64 [K] their paper times, ``ess`` float64 [K] (NaN where a
+    step had none), ``n_states`` the number of states the run yielded."""
+
+    x: torch.Tensor
+    traj: np.ndarray | None
+    t: np.ndarray
+    ess: np.ndarray
+    n_states: int
+
+
+def drain(steps: Iterable[Step], every: int = 1, *, keep: bool = True) -> Drained:
+    """Run a step generator to its end, keeping every ``every``-th state and the last (:func:`thin`);
+    ``keep=False`` keeps only the last state."""
+    traj, ts, es, last, n = [], [], [], None, 0
+    for i, st in thin(steps, every if keep else 1):
+        last, n = st, i + 1
+        if keep:
+            traj.append(st.x.detach().cpu().numpy().astype(np.float32))
+            ts.append(st.t)
+            es.append(math.nan if st.ess is None else float(st.ess))
+    if last is None:
+        raise ValueError("the run yielded no state")
+    return Drained(x=last.x, traj=np.stack(traj) if keep else None, t=np.asarray(ts, dtype=np.int64),
+                   ess=np.asarray(es, dtype=np.float64), n_states=n)
+
+
+def stride_for(n_states: int, state_bytes: int, max_bytes: int = 512 * 2**20) -> int:
+    """The smallest keep-every-k that holds ``n_states`` states of ``state_bytes`` in ``max_bytes``."""
+    return max(1, math.ceil(n_states * state_bytes / max_bytes))

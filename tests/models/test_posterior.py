@@ -205,3 +205,139 @@ def test_repaint_ends_with_known_equal_to_y():
         xk = first_visit[t][:, known]
         assert torch.all((xk.mean(0) - mean[0, known]).abs() < 5 * (var[0, known] / N).sqrt()), t
         assert torch.all((xk.var(0) / var[0, known] - 1).abs() < 5 * math.sqrt(2 / N)), t
+
+
+# ----------------------------------------------------------------------------------------------------
+# the grid look-up of log r: one implementation, cells read at their centres
+
+
+def _bench():
+    """bench/posterior_bias.py (models with analytic reverse steps)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "posterior_bias.py"
+    spec = importlib.util.spec_from_file_location("posterior_bias", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("softness", [0.0, 0.5])
+def test_grid_log_r_reads_each_cell_at_its_centre(softness):
+    """The soft (softness > 0) and the hard (softness = 0) painted region put the region in the same place:
+    at a cell's centre log r is that cell's grid value. (Before, the hard path looked the grid up with
+    align_corners=True, half a cell away from the soft path's cell centres.)"""
+    ext = (0.0, 8.0, -4.0, 4.0)
+    w = np.zeros((8, 8), np.float32)
+    w[:, 5] = 1  # one painted column, cells x ∈ [5, 6]
+    L = posterior.region_log_r(w, ext, softness)
+    log_r = posterior.GridLogR(L, ext, softness)
+    xs, ys = posterior.cell_centres(ext, (8, 8))
+    assert xs[5] == 5.5 and ys[0] == -3.5
+    px, py = np.meshgrid(xs, ys)
+    pts = torch.tensor(np.stack([px.ravel(), py.ravel()], 1), dtype=torch.float32)
+    got = log_r(pts).reshape(8, 8).numpy()
+    np.testing.assert_allclose(got, L, atol=1e-5)
+    along = log_r(torch.tensor([[x, 0.5] for x in np.linspace(0.5, 7.5, 57)], dtype=torch.float32))
+    assert float(np.linspace(0.5, 7.5, 57)[int(along.argmax())]) == pytest.approx(5.5, abs=0.07)
+
+
+def test_laplace_shift_never_overshoots_where_the_first_order_shift_diverges():
+    """A smooth r with log r = −d²/(2s²): the first-order shift μ + Σ∇log r overshoots when Σ > 2s² (the
+    painted-region divergence); with the curvature the step is the exact Gaussian product."""
+    c, s2 = torch.tensor([[2.0, 1.0]]), 0.25**2
+    log_r = lambda x: -((x - c) ** 2).sum(1) / (2 * s2)  # noqa: E731
+    mean, var = torch.tensor([[-1.0, 0.0]]), torch.full((1, 2), 0.5)
+    d = GaussianDist(mean, var)
+    first = posterior.SmoothShift(log_r, 10)(3, None, d)
+    laplace = posterior.SmoothShift(log_r, 10, curvature=lambda v: torch.full_like(v, 1 / s2))(3, None, d)
+    assert float((first.mean - c).abs().max()) > float((mean - c).abs().max())  # overshoots
+    v_exact = 1 / (1 / 0.5 + 1 / s2)
+    assert_close(laplace.var, torch.full((1, 2), v_exact), rtol=1e-6)
+    assert_close(laplace.mean, v_exact * (mean / 0.5 + c / s2), rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------------
+# RePaint's time list
+
+
+def _old_repaint_times(T, jump_length, jump_n):
+    """The walk as the loop used to produce it, step by step."""
+    t, out, done = T, [T], {}
+    while t > 0:
+        t -= 1
+        out.append(t)
+        if t > 0 and t % jump_length == 0 and t + jump_length <= T and done.get(t, 0) < jump_n - 1:
+            done[t] = done.get(t, 0) + 1
+            out.extend(range(t + 1, t + jump_length + 1))
+            t += jump_length
+    return out
+
+
+@pytest.mark.parametrize("T,jl,jn", [(20, 5, 3), (23, 5, 2), (10, 10, 4), (12, 3, 1), (7, 1, 2)])
+def test_repaint_times_is_the_jump_rule(T, jl, jn):
+    times = posterior.repaint_times(T, jl, jn)
+    assert times == _old_repaint_times(T, jl, jn)
+    assert times[0] == T and times[-1] == 0
+    assert all(abs(a - b) == 1 for a, b in zip(times[:-1], times[1:]))
+    points = sum(1 for t in range(jl, T, jl) if t + jl <= T)
+    assert len(times) == 1 + T + points * (jn - 1) * 2 * jl
+
+
+# ----------------------------------------------------------------------------------------------------
+# sequential Monte Carlo: exact for p·r as the particles grow
+
+
+def test_smc_denoising_samples_p_times_r_on_the_exact_model():
+    """N(0, 1) data, exact reverse steps, r = N(y, σ²): p·r = N(y/(1 + σ²), σ²/(1 + σ²)), where the
+    product chain is far off (tests/models/test_conditioning.py)."""
+    m = with_exact_reverse(gaussian_model(T=20, D=1))
+    y, s2, n = 1.5, 0.25, 3000
+    r = posterior.GaussianR(torch.tensor([[y]]), s2)
+    steps = list(posterior.smc_steps(m, n=n, particles=32, generator=torch.Generator().manual_seed(0), smooth=r))
+    assert [st.t for st in steps] == list(range(20, -1, -1))
+    assert all(0 < st.ess <= 1 for st in steps) and min(st.ess for st in steps) < 0.95  # weights did work
+    x = steps[-1].x[:, 0].double()
+    mean, var = y / (1 + s2), s2 / (1 + s2)
+    assert abs(float(x.mean()) - mean) < 5 * math.sqrt(var / n)
+    assert abs(float(x.var()) / var - 1) < 5 * math.sqrt(2 / n) + 0.02
+
+
+def test_smc_conditions_a_correlated_gaussian_exactly_where_the_clamp_does_not():
+    B = _bench()
+    model = B.ExactGaussian([[1, 0.8], [0.8, 1]], T=50)
+    mm, S = model.output_law()
+    y = 1.5
+    c_mean, c_var = mm[1] + S[0, 1] / S[0, 0] * (y - mm[0]), S[1, 1] - S[0, 1] ** 2 / S[0, 0]
+    yv, kn = torch.tensor([y, 0.0]), torch.tensor([True, False])
+    smc = B.gauss_errors(B.run_method(model, yv, kn, "smc", 2000, 0, particles=64), c_mean, c_var)
+    clamp = B.gauss_errors(B.run_method(model, yv, kn, "clamp", 2000, 0), c_mean, c_var)
+    assert abs(smc["mean_err_sd"]) < 0.12 and abs(smc["var_err_pct"]) < 15
+    assert clamp["mean_err_sd"] < -0.3 and clamp["var_err_pct"] > 15  # the paper's clamp: low and wide
+
+
+def test_smc_fixes_bits_with_the_exact_conditional_law():
+    B = _bench()
+    table = np.zeros(8)
+    for k, v in B.TABLE.items():
+        table[k] = v
+    model = B.ExactBits(table, 3, T=20)
+    law, states = model.output_law(), model.states.numpy()
+    known = np.array([True, False, False])
+    sel = states[:, 0] == 1
+    x = B.run_method(model, torch.tensor([1.0, 0.0, 0.0]), torch.tensor(known), "smc", 4000, 0, particles=32)
+    assert (x[:, 0] == 1).all() and set(np.unique(x)) <= {0.0, 1.0}
+    err = B.bits_errors(x, states[sel], law[sel], known)
+    assert err["tv"] < 0.04 and err["mean_err_sd"] < 0.08
+
+
+def test_smc_rejects_bad_arguments():
+    m = gaussian_model(T=5, D=2)
+    r = posterior.GaussianR(torch.zeros(1, 2), 1.0)
+    with pytest.raises(ValueError, match="exactly one"):
+        next(posterior.smc_steps(m, n=2, particles=4))
+    with pytest.raises(ValueError, match="particles"):
+        next(posterior.smc_steps(m, n=2, particles=0, smooth=r))
+    with pytest.raises(ValueError, match="Gaussian"):
+        next(posterior.smc_steps(binomial_model(T=5, D=4), n=2, particles=4, smooth=r))

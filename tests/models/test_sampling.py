@@ -49,3 +49,22 @@ def test_exact_reverse_chain_samples_the_data_distribution():
     x = sampling.sample(m, N, generator=torch.Generator().manual_seed(0))
     assert torch.all(x.mean(0).abs() < 5 / math.sqrt(N))
     assert torch.all((x.var(0) - 1).abs() < 5 * math.sqrt(2 / N))
+
+
+# ----------------------------------------------------------------------------------------------------
+# keeping part of a run
+
+
+def test_thin_keeps_every_kth_state_and_the_last():
+    steps = [sampling.Step(t, torch.full((2, 1), float(t))) for t in (5, 4, 3, 4, 3, 2, 1, 0)]
+    assert [i for i, _ in sampling.thin(steps, 3)] == [0, 3, 6, 7]
+    assert [i for i, _ in sampling.thin(steps, 7)] == [0, 7]
+    assert [i for i, _ in sampling.thin(steps, 1)] == list(range(8))
+    d = sampling.drain(iter(steps), 3)
+    assert d.n_states == 8 and list(d.t) == [5, 4, 1, 0] and d.traj.shape == (4, 2, 1)
+    assert d.traj.dtype == "float32" and float(d.x[0, 0]) == 0.0 and all(e != e for e in d.ess)  # NaN: no ESS
+    last = sampling.drain(iter(steps), 3, keep=False)
+    assert last.traj is None and last.n_states == 8 and float(last.x[0, 0]) == 0.0
+    assert sampling.stride_for(1000, 2**20, max_bytes=100 * 2**20) == 10
+    with pytest.raises(ValueError, match="no state"):
+        sampling.drain(iter([]))
