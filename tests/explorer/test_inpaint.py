@@ -209,16 +209,21 @@ def test_bad_input_is_reported_and_the_image_kept(panel, state, tmp_path):
     before, mask = ip.prepared, ip.mask_model.fill.copy()
     good = (tmp_path / "good.png").read_bytes()
     (tmp_path / "truncated.png").write_bytes(good[: len(good) // 2])
-    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "notes.png").write_text("not an image")
     Image.new("1", (8000, 7000)).save(tmp_path / "huge.png")  # 56 Mpx, a tiny file
-    for name in ("truncated.png", "notes.txt", "huge.png"):
+    for name in ("truncated.png", "notes.png", "huge.png"):
         drop(panel, [tmp_path / name])
         assert name in errors(state)[-1]
         assert ip.prepared is before
         np.testing.assert_array_equal(ip.mask_model.fill, mask)
     assert "limit" in errors(state)[-1]
-    drop(panel, text="just text")
-    assert "no image" in errors(state)[-1] and ip.prepared is before
+    n = len(state.log)
+    (tmp_path / "model.h5").write_bytes(b"x")
+    for ev in (drop(panel, text="just text"), drop(panel, [tmp_path / "model.h5"])):
+        assert not ev.isAccepted()  # not an image: left to the window (which opens models and data)
+    assert len(state.log) == n and ip.prepared is before
+    QGuiApplication.clipboard().setText("no image here")
+    assert not panel.paste() and "no image" in errors(state)[-1]
 
 
 def test_paste_an_image_from_the_clipboard(panel, state):

@@ -378,9 +378,18 @@ class InpaintPanel(QWidget):
         self.state.post("error", f"{where} holds no image or image file")
         return False
 
+    def _takes(self, md: QMimeData) -> bool:
+        """Image files and pasted images are the image page's; anything else (a model, data) goes on to
+        the window."""
+        if self.page != "image":
+            return False
+        if md.hasUrls():
+            files = [u.toLocalFile() for u in md.urls() if u.isLocalFile()]
+            return bool(files) and Path(files[0]).suffix.lower() in IMAGE_EXTENSIONS
+        return md.hasImage()
+
     def dragEnterEvent(self, ev):
-        md = ev.mimeData()
-        if self.page == "image" and ((md.hasUrls() and any(u.isLocalFile() for u in md.urls())) or md.hasImage()):
+        if self._takes(ev.mimeData()):
             ev.acceptProposedAction()
         else:
             ev.ignore()
@@ -389,7 +398,7 @@ class InpaintPanel(QWidget):
         self.dragEnterEvent(ev)
 
     def dropEvent(self, ev):
-        if self.page == "image" and self._open_mime(ev.mimeData(), "the drop"):
+        if self._takes(ev.mimeData()) and self._open_mime(ev.mimeData(), "the drop"):
             ev.acceptProposedAction()
         else:
             ev.ignore()
