@@ -30,12 +30,13 @@ from typing import Sequence
 
 from ..files import FileError
 from ..runtime import configure_threads, resolve_device
-from . import denoise, evaluate, info, inpaint, sample, train
+from . import condition, denoise, evaluate, info, inpaint, sample, train
 from .console import CLIError, Console, fail, one_line, positive_int
 
 __all__ = ["main", "build_parser", "CLIError"]
 
-COMMANDS = {"train": train, "eval": evaluate, "sample": sample, "info": info, "inpaint": inpaint, "denoise": denoise}
+COMMANDS = {"train": train, "eval": evaluate, "sample": sample, "info": info, "inpaint": inpaint, "denoise": denoise,
+            "condition": condition}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +76,19 @@ def _dispatch(args, argv: list[str]) -> int:
     return COMMANDS[args.command].run(args, console, device)
 
 
+def _run_naming_the_model(args, argv: list[str]) -> int:
+    """``info``, ``eval`` and ``sample`` read one model file: an unexpected malformation of its contents
+    is reported naming it."""
+    try:
+        return _dispatch(args, argv)
+    except (CLIError, FileError, OSError, MemoryError, KeyboardInterrupt):
+        raise
+    except (ValueError, TypeError, IndexError, KeyError) as e:
+        if os.environ.get("DPM_DEBUG") or args.command not in ("info", "eval", "sample") or not args.model:
+            raise
+        raise CLIError(f"{args.model}: {type(e).__name__}: {e}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dpm`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status (0 ok, 2 error,
     130 interrupted)."""
@@ -88,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        return _dispatch(args, argv)
+        return _run_naming_the_model(args, argv)
     except (CLIError, FileError) as e:  # CheckpointError, DataError, LockError: they name their file
         msg = str(e)
     except BrokenPipeError:  # `dpm eval ... | head`: stop quietly
