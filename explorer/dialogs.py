@@ -11,6 +11,8 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from models.paths import MODELS_DIR
 
+from .settings import get_str, set_str
+
 DATA_FILTER = ("Data (*.npy *.csv *.h5 *.hdf5 *.png *.jpg *.jpeg *.tif *.tiff *.bmp *.gif *.webp *.pgm *.ppm);;"
                "All files (*)")
 FOLDER_KINDS = ("data", "model", "trajectory", "export")
@@ -42,11 +44,11 @@ class Dialogs:
         """The folder the ``kind`` dialog starts in: the last one used, else the bundled models (for
         models) or the home folder."""
         default = str(MODELS_DIR) if kind == "model" and MODELS_DIR.exists() else str(Path.home())
-        return str(self.settings.value(f"dirs/{kind}", default) or default)
+        return get_str(self.settings, f"dirs/{kind}", default) or default
 
     def remember(self, kind: str, path) -> None:
         p = Path(path)
-        self.settings.setValue(f"dirs/{kind}", str(p if p.is_dir() else p.parent))
+        set_str(self.settings, f"dirs/{kind}", str(p if p.is_dir() else p.parent))
 
     def ask_path(self, kind: str, title: str, filt: str = "", *, save_name: str | None = None,
                  folder: bool = False) -> str | None:

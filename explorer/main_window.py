@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
 from . import files
+from . import settings as app_settings
 from .about import ABOUT_HTML
 from .controller import Controller
 from .dialogs import Dialogs
@@ -213,7 +214,7 @@ class MainWindow(QMainWindow):
         s.message.connect(lambda level, text: self.statusBar().showMessage(text, 10000 if level == "info" else 30000))
         s.busy_changed.connect(lambda text: self.statusBar().showMessage(text + " …") if text else None)
         s.recent_changed.connect(self._fill_recent_menu)
-        s.recent_changed.connect(lambda: self.settings.setValue("recent", list(s.recent)))
+        s.recent_changed.connect(lambda: app_settings.set_str_list(self.settings, "recent", s.recent))
         s.session_changed.connect(self.banner.hide)  # the old model's warnings are not this one's
 
     def _use_drawn_points(self, points) -> None:
@@ -228,31 +229,25 @@ class MainWindow(QMainWindow):
     # =============================================================================================
     # settings
     def _restore_settings(self) -> None:
+        # plain values only, read through explorer.settings (a stored object is removed unread)
         st, s = self.settings, self.state
-        geo = st.value("geometry")
-        if geo is not None:
-            self.restoreGeometry(geo)
-        else:
+        notes: list[str] = []
+        if not app_settings.restore_window(self, st, notes):
             self.resize(1440, 900)
-        ws = st.value("windowState")
-        if ws is not None:
-            self.restoreState(ws)
-        rec = st.value("recent", [])
-        s.set_recent([str(r) for r in ([rec] if isinstance(rec, str) else (rec or [])) if r])
-        dev = st.value("device", "cpu")
+        s.set_recent(app_settings.get_str_list(st, "recent", notes))
+        dev = app_settings.get_str(st, "device", "cpu", notes)
         if dev in [self.controls.device.itemText(i) for i in range(self.controls.device.count())]:
             s.device = dev
-        loop = st.value("trajectory/loop")
-        if loop is not None:
-            s.set_loop(str(loop).lower() in ("true", "1"))
+        s.set_loop(app_settings.get_bool(st, "trajectory/loop", s.loop, notes))
+        for note in notes:  # after the window is wired, so the notes reach the log and status bar
+            QTimer.singleShot(0, lambda note=note: s.post("warning", note))
 
     def save_settings(self) -> None:
         st = self.settings
-        st.setValue("geometry", self.saveGeometry())
-        st.setValue("windowState", self.saveState())
-        st.setValue("recent", list(self.state.recent))
-        st.setValue("device", self.state.device)
-        st.setValue("trajectory/loop", self.state.loop)
+        app_settings.save_window(self, st)
+        app_settings.set_str_list(st, "recent", self.state.recent)
+        app_settings.set_str(st, "device", self.state.device)
+        app_settings.set_str(st, "trajectory/loop", "true" if self.state.loop else "false")
         st.sync()
 
     # =============================================================================================
