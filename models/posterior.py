@@ -68,11 +68,7 @@ class Clamp:
         self.y, self.known = y, known.bool()
 
     def __call__(self, k: int, x_t: torch.Tensor, dist: StepDistribution) -> StepDistribution:
-        if dist.is_gaussian:
-            mean = torch.where(self.known, self.y.to(dist.mean.dtype), dist.mean)
-            var = torch.where(self.known, torch.zeros_like(mean), dist.var.expand_as(mean))
-            return GaussianDist(mean, var)
-        return BernoulliDist(torch.where(self.known, self.y.to(dist.prob.dtype), dist.prob))
+        return dist.pin(self.known, self.y)
 
 
 class GaussianProduct:
@@ -413,15 +409,13 @@ def smc_steps(model: DiffusionModel, *, n: int, particles: int, generator: torch
             log_rho = rho
         ess = _ess(logw)
         low = ess < ess_threshold
-        params = (dist.mean, dist.var.expand_as(dist.mean)) if dist.is_gaussian else (dist.prob,)
         if bool(low.any()):
             idx = _systematic(logw, generator)
             idx = torch.where(low[:, None], idx, torch.arange(P, device=dev).expand(n, P))
             x, log_rho = _take(x, idx), _take(log_rho, idx)
-            params = tuple(_take(v, idx) for v in params)
+            dist = dist.map(lambda v: _take(v, idx))
             logw = torch.where(low[:, None], torch.zeros_like(logw), logw)
-        d = GaussianDist(*params) if dist.is_gaussian else BernoulliDist(*params)
-        x = d.sample(generator)
+        x = dist.sample(generator)
         if observed is not None:
             x = torch.where(known, yk, x)
         if k == 0:

@@ -55,7 +55,7 @@ def reverse_steps(model: DiffusionModel, n: int | None = None, *, x_T: torch.Ten
         if condition is not None:
             dist = condition(k, x, dist)
         if k == 0 and not last_step:
-            x = dist.mean if dist.is_gaussian else (dist.prob > 0.5).to(x.dtype)
+            x = dist.mode()
         else:
             x = dist.sample(generator)
         yield Step(k, x)
