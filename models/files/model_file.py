@@ -53,7 +53,7 @@ import h5py
 import numpy as np
 import torch
 
-from ..config import ModelConfig
+from ..config import KERNELS, ModelConfig
 from ..model import DiffusionModel
 from .errors import CheckpointError, listing
 from .hdf5 import Reader, check_numeric_dtype, open_hdf5, write_array, write_str, writing
@@ -67,7 +67,6 @@ __all__ = [
 FORMAT = "dpm-explorer-model"
 FORMAT_VERSION = 1
 SOFTWARE = "dpm-explorer 0.1.0"
-KERNELS = ("gaussian", "binomial")
 
 #: Declared sizes a model file may hold, checked before reading (models/README.md, **Limits**):
 #: one state or optimizer tensor, one history array, the held-out split, and everything together.
