@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Iterator, Literal, Mapping, Sequence
+from typing import Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -349,13 +349,15 @@ def parse_fix(text: str) -> dict[int, float]:
 @torch.no_grad()
 def condition(model, fix: Mapping[int, float], method: Method = "smc", particles: int = DEFAULT_PARTICLES,
               n: int = 1, generator: torch.Generator | None = None, *, norm=None, sigma_r: float = 0.05,
-              jump_length: int = 10, jump_n: int = 5) -> np.ndarray:
+              jump_length: int = 10, jump_n: int = 5,
+              track: Callable[[Iterator[Step]], Iterator[Step]] | None = None) -> np.ndarray:
     """Samples of a vector or binary model's x^0 with the coordinates in ``fix`` ({index: value}, raw data
     units: a binary model's values are 0 or 1) held fixed: float32 [n, D] in raw data units.
 
     ``model``: a :class:`models.files.LoadedModel` (its normalisation is used) or a DiffusionModel with
     ``norm`` (a :class:`models.data.Normalization` or its dict; None = identity). ``method`` from
-    :data:`METHODS` (module docstring; "smc" is the exact one, with ``particles`` per sample)."""
+    :data:`METHODS` (module docstring; "smc" is the exact one, with ``particles`` per sample). ``track``
+    wraps the step iterator (a progress display; :func:`count_inpaint_steps` states)."""
     from .images import normalization
 
     if hasattr(model, "model") and hasattr(model, "norm"):
@@ -383,8 +385,9 @@ def condition(model, fix: Mapping[int, float], method: Method = "smc", particles
     yb = torch.as_tensor(z, dtype=torch.float32, device=model.device)[None].expand(n, D).contiguous()
     kb = torch.as_tensor(known, device=model.device)[None].expand(n, D)
     x = None
-    for st in observe_steps(model, yb, kb, method=method, generator=generator, sigma_r=sigma_r,
-                            jump_length=jump_length, jump_n=jump_n, particles=particles):
+    steps = observe_steps(model, yb, kb, method=method, generator=generator, sigma_r=sigma_r,
+                          jump_length=jump_length, jump_n=jump_n, particles=particles)
+    for st in steps if track is None else track(steps):
         x = st.x
     out = x.detach().cpu().numpy().astype(np.float64)
     if model.is_gaussian:
