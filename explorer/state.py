@@ -1,4 +1,4 @@
-"""The explorer's state: one :class:`AppState` QObject with signals and no widgets (design.md).
+"""The explorer's state: one :class:`AppState` QObject with signals and no widgets.
 
 The main window writes it (from user actions and worker results, always on the GUI thread); panels
 read its attributes in their constructor and on its signals, and update the plot items they own.
@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal
 
-from models.bound import LN2, beta1_cap_bits_per_dim, unit_divisor
+from models.bound import LN2, unit_divisor
+from models.config import UNITS
 from models.kernels import ScheduleTensors
 from models.model import DiffusionModel
 
-KIND_UNITS = {"points": "bits/point", "binary": "bits/seq", "images": "bits/pixel"}
 TRAINING_STATES = ("idle", "running", "paused", "stopping")
 DIRECTIONS = ("reverse", "forward")
 
@@ -267,7 +267,7 @@ class AppState(QObject):
             return self.data.unit
         if self.preset is not None:
             return self.preset.unit
-        return KIND_UNITS[self.kind]
+        return UNITS[self.kind]
 
     @property
     def example_shape(self) -> tuple[int, ...]:
@@ -459,10 +459,8 @@ class AppState(QObject):
             x0 = x0.to(torch.float64)
         lower, upper = m.kernel.entropy_bounds(s, x0)
         nan = np.full(len(beta), np.nan)
-        cap_dim = cap = None
-        if m.is_gaussian:
-            cap_dim = beta1_cap_bits_per_dim(beta)
-            cap = cap_dim * self.D / self.unit_div
+        cap_dim = m.kernel.cap_bits_per_dim(beta)  # None: no β_1 cap for this kernel
+        cap = None if cap_dim is None else cap_dim * self.D / self.unit_div
         return BoundCurves(beta=beta, alpha_bar=s.alpha_bar.numpy().copy(),
                            entropy_lower_bits=lower.detach().cpu().numpy() / LN2,
                            entropy_upper_bits=upper.detach().cpu().numpy() / LN2,
@@ -518,10 +516,8 @@ class AppState(QObject):
 
     def _curves_from(self, beta, alpha_bar, lower_nats, upper_nats, rev_nats, kl_bits) -> BoundCurves:
         beta = np.asarray(beta, dtype=np.float64)
-        cap_dim = cap = None
-        if self.model is not None and self.model.is_gaussian:
-            cap_dim = beta1_cap_bits_per_dim(beta)
-            cap = cap_dim * self.D / self.unit_div
+        cap_dim = None if self.model is None else self.model.kernel.cap_bits_per_dim(beta)
+        cap = None if cap_dim is None else cap_dim * self.D / self.unit_div
         return BoundCurves(
             beta=beta, alpha_bar=np.asarray(alpha_bar, dtype=np.float64),
             entropy_lower_bits=np.asarray(lower_nats, dtype=np.float64) / LN2,
