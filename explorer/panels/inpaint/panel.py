@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QMimeData, QSize, Qt
+from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QSlider, QSpinBox, QStackedWidget, QToolButton, QVBoxLayout,
@@ -52,8 +52,8 @@ def _copy(model):
 class InpaintPanel(QWidget):
     """Posterior sampling on the state's model (see the module docstring)."""
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - the views take what they are given
-        return QSize(900, 600)
+    running_changed = Signal(bool)  # a run started (True) or ended (False)
+    result_ready = Signal()  # a run reached x^0
 
     def __init__(self, state, parent=None):
         super().__init__(parent)
@@ -83,6 +83,9 @@ class InpaintPanel(QWidget):
         if app is not None:  # never leave a sampling thread running at exit
             app.aboutToQuit.connect(lambda: self.cancel(wait=True))
         self.reset_for_model()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - the views take what they are given
+        return QSize(900, 600)
 
     # =========================================================================================
     # building
@@ -528,6 +531,7 @@ class InpaintPanel(QWidget):
     def _set_running(self, on: bool) -> None:
         self.run_btn.setEnabled(not on and self.page is not None)
         self.cancel_btn.setEnabled(on)
+        self.running_changed.emit(on)
 
     def _on_frame(self, run: R.Run, fr: R.Frame) -> None:
         if run is not self.run_state:
@@ -579,6 +583,8 @@ class InpaintPanel(QWidget):
         self.save_traj_btn.setEnabled(has)
         if has:
             self._show(self.time_slider.value())
+        if run.completed:
+            self.result_ready.emit()
 
     def _clear_results(self) -> None:
         self.time_slider.blockSignals(True)
