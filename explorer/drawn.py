@@ -1,9 +1,9 @@
 """A 2-D data set painted by hand on the plane ("Draw" mode), with the interface of
 :class:`models.data.DataSet` so that :class:`models.training.Trainer` trains on it unchanged.
 
-Points are raw plane coordinates ``[N, 2]``. As for the user's own point files (spec §11), each
-dimension is centred and one scalar makes the per-dimension variance average 1; 10 % is held out with a
-fixed seed.
+Points are raw plane coordinates ``[N, 2]``. As for the user's own point files (models/README.md, Presets
+and data sets), each dimension is centred and one scalar makes the per-dimension variance average 1; 10 % is
+held out with a fixed seed.
 """
 from __future__ import annotations
 

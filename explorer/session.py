@@ -18,7 +18,7 @@ from models.presets import PRESETS, Preset, default_config
 from models.model import DiffusionModel
 from models.training import TrainConfig
 
-try:  # models/data.py is written by another engineer; the app still starts without it
+try:  # the app still starts if models.data cannot be imported
     from models.data import DataError, load_file, load_preset
 except ImportError:  # pragma: no cover - only while models.data is missing
     DataError = ValueError  # type: ignore[assignment,misc]

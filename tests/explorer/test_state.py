@@ -1,5 +1,5 @@
-"""AppState without a window: signals, schedule curves (entropy bounds of Eq. 24 in bits, the β_1 cap of
-spec §12), β edits, frames, trajectory export round trip, the drawn data set."""
+"""AppState without a window: signals, schedule curves (entropy bounds of Eq. 24 in bits, the β_1 cap,
+models/README.md, Ceilings), β edits, frames, trajectory export round trip, the drawn data set."""
 from __future__ import annotations
 
 import math
