@@ -7,16 +7,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
 import pytest
-import torch
 
 
 @pytest.fixture
-def one_torch_thread():
-    """Tiny models run faster on one intra-op thread on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_torch_thread(one_thread):
+    """tests/conftest.py's ``one_thread`` under the name the explorer's fixtures use."""
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture

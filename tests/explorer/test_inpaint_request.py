@@ -16,11 +16,9 @@ NORM = {"mean": 0.45, "std": 0.25, "levels": 256}
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """Every test here on one torch thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(n)
 
 
 def image_model(T=6):

@@ -32,11 +32,9 @@ ROLL_DISTANCE_MAX = 0.03
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """Every test here on one torch thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(old)
 
 
 def _load(preset: str):

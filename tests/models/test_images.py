@@ -17,12 +17,9 @@ NORM = {"mean": 0.45, "std": 0.25, "levels": 256}
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions are ~100× slower with 2 intra-op threads on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """Every test here on one torch thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(n)
 
 
 def conv_model(T=10, C=1, hw=8, seed=0) -> DiffusionModel:
