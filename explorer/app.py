@@ -143,20 +143,20 @@ def _screenshot(app, win, args) -> int:
         if not ready() and not late:
             return
         timer.stop()
+        win.trajectory.pause()
+        for _ in range(5):  # let queued frames and plot updates land first
+            app.processEvents()
         traj = win.state.trajectory
-        shown = win.state.describe()
-        if traj is not None:
-            frac = win.state.trajectory_fraction.get(traj.direction, 1.0)
-            span = f"t = {int(traj.t[0])}..{traj.T}"
-            shown += (f"; {traj.direction} trajectory {span}" + (" complete" if frac >= 1.0
-                                                                 else f", {100 * max(frac, 0):.0f} % computed"))
         if traj is not None and args.view in ("reverse", "forward"):
-            win.trajectory.pause()
             t_show = args.t if args.t is not None else (0 if traj.direction == "reverse" else traj.T // 5)
             win.state.set_frame(int(abs(traj.t - t_show).argmin()))
             win.trajectory.draw_now()
-        for _ in range(5):
-            app.processEvents()
+        shown = win.state.describe()
+        if traj is not None:
+            frac = win.state.trajectory_fraction.get(traj.direction, 1.0)
+            shown += (f"; {traj.direction} trajectory t = {int(traj.t[0])}..{traj.T}"
+                      + (" complete" if frac >= 1.0 else f", {100 * max(frac, 0):.0f} % computed")
+                      + f", showing t = {int(traj.t[win.state.frame])}")
         ok = win.grab().save(args.screenshot)
         if not ok:
             print(f"dpm-explorer: could not write {args.screenshot}", file=sys.stderr)

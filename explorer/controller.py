@@ -384,12 +384,10 @@ class Controller(QObject):
 
     # ---- one-off evaluation: curves and K for a model that is not training ---------------------------
     def request_evaluation(self) -> None:
-        """Evaluate the current model once (after its trajectories, in the thread pool): fills the entropy
+        """Evaluate the current model once (in the thread pool, beside its trajectory): fills the entropy
         and bound-term plots and K for a model that was opened, edited or has just stopped training."""
         self._eval_pending = True
-        w = self.traj_worker
-        if w is None or not w.isRunning():
-            self._start_evaluation()
+        self._start_evaluation()
 
     def _start_evaluation(self) -> None:
         s = self.state

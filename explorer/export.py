@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtGui import QImage
 
-from models.files import load_trajectory, save_trajectory
+from models.files import atomic_write, load_trajectory, save_trajectory
 
 from .state import BoundCurves, History, Trajectory
 
@@ -38,7 +38,9 @@ def write_gif(path, frames: list[np.ndarray], fps: float = 15.0, hold_last_s: fl
     dt = int(round(1000.0 / max(fps, 0.1)))
     durations = [dt] * len(ims)
     durations[-1] = max(dt, int(hold_last_s * 1000))
-    ims[0].save(Path(path), save_all=True, append_images=ims[1:], duration=durations, loop=0, disposal=2)
+    with atomic_write(Path(path), suffix=".gif") as tmp:  # a full disk leaves the previous GIF as it was
+        ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:], duration=durations, loop=0,
+                    disposal=2)
 
 
 def _jsonable(a) -> list:

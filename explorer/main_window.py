@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.docks: dict[str, QDockWidget] = {}
+        self.setCorner(Qt.BottomLeftCorner, Qt.LeftDockWidgetArea)  # the controls run the full height
         controls_scroll = QScrollArea()  # the controls scroll on short screens
         controls_scroll.setWidgetResizable(True)
         controls_scroll.setFrameShape(QScrollArea.NoFrame)
@@ -212,10 +213,17 @@ class MainWindow(QMainWindow):
         self.schedule.edited.connect(k.schedule_edited)
         k.session_ready.connect(self._on_session_ready)
         s.message.connect(lambda level, text: self.statusBar().showMessage(text, 10000 if level == "info" else 30000))
-        s.busy_changed.connect(lambda text: self.statusBar().showMessage(text + " …") if text else None)
+        s.busy_changed.connect(self._on_busy)
         s.recent_changed.connect(self._fill_recent_menu)
         s.recent_changed.connect(lambda: app_settings.set_str_list(self.settings, "recent", s.recent))
         s.session_changed.connect(self.banner.hide)  # the old model's warnings are not this one's
+
+    def _on_busy(self, text: str) -> None:
+        sb = self.statusBar()
+        if text:
+            sb.showMessage(text + " …")
+        elif sb.currentMessage().endswith(" …"):
+            sb.clearMessage()
 
     def _use_drawn_points(self, points) -> None:
         self.controller.use_drawn_points(points)
@@ -232,8 +240,9 @@ class MainWindow(QMainWindow):
         # plain values only, read through explorer.settings (a stored object is removed unread)
         st, s = self.settings, self.state
         notes: list[str] = []
-        if not app_settings.restore_window(self, st, notes):
-            self.resize(1440, 900)
+        if not app_settings.restore_window(self, st, notes):  # 1440×900, or the whole screen when smaller
+            avail = self.screen().availableGeometry() if self.screen() is not None else None
+            self.resize(min(1440, avail.width()) if avail else 1440, min(900, avail.height()) if avail else 900)
         s.set_recent(app_settings.get_str_list(st, "recent", notes))
         dev = app_settings.get_str(st, "device", "cpu", notes)
         if dev in [self.controls.device.itemText(i) for i in range(self.controls.device.count())]:

@@ -13,8 +13,10 @@ PEN_BETA = pg.mkPen(200, 110, 20, width=2)
 PEN_FAINT = pg.mkPen(160, 160, 160, width=1, style=pg.QtCore.Qt.DashLine)
 
 
-def make_plot(title: str, x_label: str, y_label: str, name: str = "") -> pg.PlotWidget:
-    """A PlotWidget with labels and a small font, clip-to-view and auto downsampling for long curves."""
+def make_plot(title: str, x_label: str, y_label: str, name: str = "", long: bool = False) -> pg.PlotWidget:
+    """A PlotWidget with labels and a small font; ``long`` curves (against iterations) get clip-to-view
+    and auto downsampling (per-step curves of at most T points do not need them, and clipping would
+    keep a new model's wider t range out of the auto range)."""
     w = pg.PlotWidget()
     if name:
         w.setObjectName(name)
@@ -23,8 +25,9 @@ def make_plot(title: str, x_label: str, y_label: str, name: str = "") -> pg.Plot
     pi.setLabel("bottom", x_label)
     pi.setLabel("left", y_label)
     pi.showGrid(x=True, y=True, alpha=0.15)
-    pi.setClipToView(True)
-    pi.setDownsampling(auto=True, mode="peak")
+    if long:
+        pi.setClipToView(True)
+        pi.setDownsampling(auto=True, mode="peak")
     pi.layout.setContentsMargins(2, 2, 10, 2)
     w.setMinimumSize(220, 150)
     return w

@@ -83,7 +83,6 @@ class ControlsPanel(QWidget):
         self.preset = QComboBox()
         self.preset.setObjectName("preset_combo")
         self.preset.setPlaceholderText("loading …")
-        self.preset.addItem("", ORIGIN)
         for name, p in PRESETS.items():
             label = name if name in BUNDLED else f"{name} (your files)"
             self.preset.addItem(label, name)
@@ -223,21 +222,19 @@ class ControlsPanel(QWidget):
 
     # ---- state → widgets ------------------------------------------------------------------------------
     def _sync_preset(self) -> None:
-        """The Preset box names what is shown: the preset, or (first item) drawn points, a data file or
-        a model file of no preset; blank while nothing is loaded."""
+        """The Preset box names what is shown: the preset, or (an extra first item) drawn points, a data
+        file or a model file of no preset; blank while nothing is loaded."""
         s, box = self.state, self.preset
-        view = box.view()
+        if box.itemData(0) == ORIGIN:
+            box.removeItem(0)
         if s.model is None:
-            view.setRowHidden(0, True)
             box.setCurrentIndex(-1)
-            return
-        if s.preset is not None and s.source in ("bundled", "preset", "file", "autosave", "new"):
-            view.setRowHidden(0, True)
+        elif s.preset is not None and s.source not in ("drawn", "data"):
             box.setCurrentIndex(box.findData(s.preset.name))
-            return
-        box.setItemText(0, s.origin)
-        view.setRowHidden(0, False)
-        box.setCurrentIndex(0)
+        else:
+            box.insertItem(0, s.origin, ORIGIN)
+            box.setItemData(0, "what is shown now (choose a preset to open its trained model)", Qt.ToolTipRole)
+            box.setCurrentIndex(0)
 
     def _on_settings(self) -> None:
         self._syncing = True
@@ -377,6 +374,8 @@ class ControlsPanel(QWidget):
         name = self.preset.itemData(i)
         if name and name != ORIGIN:
             self.preset_chosen.emit(name)
+        else:
+            self.sync()
 
     def _device(self, name: str) -> None:
         if not self._syncing and name:

@@ -22,9 +22,9 @@ class KCurvePanel(QWidget):
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
         self.state = state
-        self.plot = make_plot("Bound K on the log-likelihood", "iteration", "K", name="k_plot")
+        self.plot = make_plot("Bound K on the log-likelihood", "iteration", "K", name="k_plot", long=True)
         pi = self.plot.getPlotItem()
-        pi.addLegend(offset=(-8, -8), labelTextSize="8pt")
+        pi.addLegend(offset=(8, 8), labelTextSize="8pt")  # top left: K curves rise to the right
         pi.getViewBox().setDefaultPadding(0.08)
         self.train = pi.plot(name="K train minibatches", pen=PEN_TRAIN)
         self.heldout = pi.plot(name="K held out", pen=PEN_HELDOUT, symbol="o", symbolSize=4,

@@ -15,7 +15,7 @@ class EntropyPanel(QWidget):
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
         self.state = state
-        self.plot = make_plot("Entropy H(X^{t−1}|X^t): bounds and model", "t",
+        self.plot = make_plot("Entropy of a reverse step", "t",
                               "bits per dimension", name="entropy_plot")
         pi = self.plot.getPlotItem()
         pi.addLegend(offset=(8, 8), labelTextSize="8pt")

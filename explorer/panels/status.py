@@ -13,14 +13,15 @@ class StatusWidgets:
     def __init__(self, state: AppState, bar: QStatusBar):
         self.state = state
         self.progress_bar = QProgressBar()
-        self.progress_bar.setMaximumWidth(190)
+        self.progress_bar.setMaximumWidth(170)
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setFormat("idle")
         self.speed_label = QLabel("")
         self.device_label = QLabel("")
         self.k_label = QLabel("")
         self.k_label.setObjectName("k_status")
-        for w in (self.k_label, self.speed_label, self.device_label, self.progress_bar):
+        bar.addPermanentWidget(self.k_label)
+        for w in (self.speed_label, self.device_label, self.progress_bar):
             bar.addPermanentWidget(w)
         for sig in (state.training_changed, state.progress_added, state.session_changed, state.evaluated,
                     state.trajectory_progress):
@@ -32,9 +33,10 @@ class StatusWidgets:
         self.device_label.setText(f"device: {s.device.upper()}")
         k = s.k_reading()
         if k.known:
-            extra = f" · K − L_null = {k.minus_null_bits:.3f} {k.unit}" if math.isfinite(k.minus_null_bits) else ""
+            extra = f" · K − L_null = {k.minus_null_bits:.3f}" if math.isfinite(k.minus_null_bits) else ""
             b1 = f" · β₁ = {s.curves.beta_1:.3g}" if s.curves is not None else ""
             self.k_label.setText(k.text() + extra + b1)
+            self.k_label.setToolTip(self.k_label.text())
         elif s.curves is not None:
             cap = f" · K − L_null ≤ {s.curves.cap_bits:.3g} {s.unit}" if s.curves.cap_bits is not None else ""
             self.k_label.setText(f"{'untrained' if not s.is_trained else 'K not measured yet'} · "
@@ -57,7 +59,7 @@ class StatusWidgets:
         frac = s.trajectory_fraction.get(s.direction, 1.0)
         if 0.0 <= frac < 1.0:
             bar.setValue(int(frac * 1000))
-            bar.setFormat(f"{s.direction} trajectory {100 * frac:.0f} %")
+            bar.setFormat(f"trajectory {100 * frac:.0f} %")
         else:
             bar.setValue(0)
             bar.setFormat("idle")

@@ -28,7 +28,9 @@ def tiny_session(T: int = 8, learn_beta: bool = True):
 
 
 def apply_tiny(qtbot, window, T: int = 8, learn_beta: bool = True):
-    """Apply a tiny 2-D session and wait until both trajectories are cached."""
+    """Apply a tiny 2-D session and wait until both trajectories are cached and it was evaluated."""
     window.apply_session(tiny_session(T, learn_beta))
-    qtbot.waitUntil(lambda: {"reverse", "forward"} <= set(window.state.trajectories), timeout=20000)
-    return window.state
+    s = window.state
+    qtbot.waitUntil(lambda: {"reverse", "forward"} <= set(s.trajectories) and not s.incomplete("reverse")
+                    and not s.incomplete("forward") and s.evaluation is not None, timeout=20000)
+    return s
