@@ -141,4 +141,4 @@ def test_screenshot_writes_a_png(qtbot, tmp_path, one_torch_thread, capsys):
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("screenshot: ")]
     assert len(lines) == 1  # one line saying what is on screen, for scripts
     assert lines[0].startswith(f"screenshot: {out} — model file tiny.h5 (untrained, ")
-    assert "reverse trajectory t = 0..5 complete" in lines[0]
+    assert "reverse trajectory t = 0..5 complete, showing t = 0" in lines[0]
