@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtGui import QImage
 
+from models.config import KINDS
 from models.files import atomic_write, load_trajectory, save_trajectory
 
 from .state import BoundCurves, History, Trajectory
@@ -79,7 +80,7 @@ def load_trajectory_file(path) -> tuple[Trajectory, BoundCurves | None, History 
     meta = dict(tr.meta)
     frames = np.ascontiguousarray(tr.traj, dtype=np.float32)
     kind = meta.get("kind")
-    if kind not in ("points", "binary", "images"):
+    if kind not in KINDS:
         kind = "images" if frames.ndim == 5 else "points"
         if kind == "points" and frames.size and np.all((frames == 0) | (frames == 1)):
             kind = "binary"
