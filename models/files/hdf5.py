@@ -217,6 +217,8 @@ def check(q):
             for i in range(0, ds.shape[0], rows):
                 ds[i:i + rows]
 
+sys.stdout.write(json.dumps({"ready": True}) + "\n")
+sys.stdout.flush()
 for line in sys.stdin:
     try:
         check(json.loads(line))
@@ -264,43 +266,53 @@ class _ProbeWorker:
                     pipe.close()
         self.proc = None
 
+    def _read_line(self, timeout: float) -> dict | None:
+        """The worker's next JSON line; None when it died; TimeoutError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:  # the worker died
+                self.kill()
+                return None
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            self.kill()
+            return None
+        return answer if isinstance(answer, dict) else None
+
     def ask(self, request: dict, timeout: float) -> dict | None:
-        """The worker's answer; None when it died (crashed); TimeoutError when it took too long."""
+        """The worker's answer; None when it died (crashed); TimeoutError when it took too long (the
+        time a new worker takes to start is not counted)."""
         with self.lock:
             if self.proc is None or self.proc.poll() is not None:
                 self.kill()
                 self.proc = self._start()
-            proc = self.proc
+                try:
+                    if self._read_line(_WORKER_START_S) is None:
+                        raise OSError("the checking process exited at start")
+                except TimeoutError:
+                    raise OSError(f"the checking process did not start in {_WORKER_START_S:.0f} s") from None
             try:
-                proc.stdin.write((json.dumps(request) + "\n").encode())
-                proc.stdin.flush()
+                self.proc.stdin.write((json.dumps(request) + "\n").encode())
+                self.proc.stdin.flush()
             except OSError:
                 self.kill()
                 return None
-            deadline = time.monotonic() + timeout
-            fd = proc.stdout.fileno()
-            while b"\n" not in self.buffer:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self.kill()
-                    raise TimeoutError
-                ready, _, _ = select.select([fd], [], [], left)
-                if not ready:
-                    continue
-                chunk = os.read(fd, 65536)
-                if not chunk:  # the worker died mid-request
-                    self.kill()
-                    return None
-                self.buffer += chunk
-            line, _, self.buffer = self.buffer.partition(b"\n")
-            try:
-                answer = json.loads(line)
-            except ValueError:
-                self.kill()
-                return None
-            return answer if isinstance(answer, dict) else None
+            return self._read_line(timeout)
 
 
+_WORKER_START_S = 120.0
 _WORKER = _ProbeWorker()
 atexit.register(_WORKER.kill)
 
