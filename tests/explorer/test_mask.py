@@ -1,5 +1,5 @@
-"""Mask painting: MaskModel (Qt-free state, undo per stroke, gap-free strokes, tools) and MaskCanvas keys
-and mouse strokes (pytest-qt, offscreen)."""
+"""Mask painting: MaskModel (explorer/mask.py: Qt-free state, undo per stroke, gap-free strokes, tools) and
+the inpainting panel's MaskCanvas keys and mouse strokes (pytest-qt, offscreen)."""
 from __future__ import annotations
 
 import os
@@ -161,7 +161,7 @@ def test_mask_files_round_trip(tmp_path):
 
 @pytest.fixture
 def canvas(qtbot):
-    from explorer.mask import MaskCanvas
+    from explorer.panels.inpaint.canvas import MaskCanvas
 
     c = MaskCanvas(MaskModel((40, 40), brush_size=6))
     c.set_image(np.linspace(0, 1, 1600, dtype=np.float32).reshape(40, 40))
@@ -233,3 +233,13 @@ def test_mouse_stroke_paints_one_undoable_stroke(canvas, qtbot):
     assert not f[30, 10]
     assert canvas.model.undo() and not canvas.model.fill.any()
     assert not canvas.model.can_undo  # one stroke, one undo
+
+
+def test_the_mask_model_and_the_request_need_no_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys, explorer.mask, explorer.panels.inpaint.request as r; "
+            "assert 'PySide6' not in sys.modules, sorted(m for m in sys.modules if 'PySide6' in m)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

@@ -1,6 +1,14 @@
 """The inpainting panel (a small package): :mod:`.request` maps the form to a library call without Qt;
 :mod:`.image_page`, :mod:`.plane_page` and :mod:`.bits_page` hold each kind of model's views and
-controls; :mod:`.panel` is the panel that runs them on the app's state."""
-from .panel import InpaintPanel, qimage_to_array
+controls, :mod:`.canvas` the mask canvas and its tools; :mod:`.panel` is the panel that runs them on the
+app's state. ``InpaintPanel`` is imported on first use, so that :mod:`.request` loads without Qt."""
 
 __all__ = ["InpaintPanel", "qimage_to_array"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from . import panel
+
+        return getattr(panel, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

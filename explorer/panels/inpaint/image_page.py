@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGraphics
 from models.config import CONV_ARCHS
 from models.files import LoadedModel
 
-from ...mask import MaskCanvas, MaskModel, MaskTools, default_fill
+from ...mask import MaskModel, default_fill
+from .canvas import MaskCanvas, MaskTools
 from . import request as R
 from .request import img
 

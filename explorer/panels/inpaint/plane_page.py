@@ -12,7 +12,8 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from ...mask import MaskCanvas, MaskModel, MaskTools
+from ...mask import MaskModel
+from .canvas import MaskCanvas, MaskTools
 from . import request as R
 
 BACKGROUND = 0.125  # the plane's fill, the canvas's background grey (so the plane is never black)
