@@ -22,7 +22,6 @@ from .networks import ConvNet, MLPNet, RBFNet, UNet
 from .schedules import Schedule, binomial_betas, named_betas
 
 #: What :meth:`DiffusionModel.reverse_step` returns: a :class:`GaussianDist` or a :class:`BernoulliDist`.
-#: ``StepDistribution(mean=..., var=...)`` / ``StepDistribution(prob=...)`` builds the matching one.
 StepDistribution = Distribution
 
 def build_network(c: ModelConfig) -> nn.Module:

@@ -51,15 +51,6 @@ class Distribution:
 
     is_gaussian: bool = False
 
-    def __new__(cls, *args, mean=None, var=None, prob=None, **kw):
-        # Distribution(mean=..., var=...) / Distribution(prob=...) builds the matching family, for code
-        # that receives the parameters without the kernel's name
-        if cls is Distribution:
-            if prob is not None:
-                return BernoulliDist(prob)
-            return GaussianDist(mean, var)
-        return object.__new__(cls)
-
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
 
