@@ -23,7 +23,8 @@ from models import images as I
 from models import posterior
 from models.config import ModelConfig
 from models.files import LoadedModel, load_model
-from models.model import DiffusionModel, StepDistribution
+from models.kernels import GaussianDist
+from models.model import DiffusionModel
 from models.paths import MODELS_DIR
 
 NORM = {"mean": 0.45, "std": 0.25, "levels": 256}
@@ -153,7 +154,7 @@ def exact_model(T=20, seed=0) -> DiffusionModel:
     def reverse_step(x, k, s=None):
         s = m.schedule_tensors() if s is None else s
         beta = s.beta[k].to(x.dtype)
-        return StepDistribution(mean=torch.sqrt(1 - beta) * x, var=beta * torch.ones_like(x))
+        return GaussianDist(torch.sqrt(1 - beta) * x, beta * torch.ones_like(x))
 
     m.reverse_step = reverse_step
     return m
