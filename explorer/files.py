@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from models.files import CheckpointError, save_model
+from models.files import CheckpointError, save_model, sniff_format
 from models.metadata import ModelMeta, RecordedK, model_meta
 
 from .drawn import DrawnDataSet
@@ -28,12 +28,8 @@ UNBIASED_KEY = "K_heldout_unbiased"  # history column: 1 where the held-out K of
 
 def sniff_h5(path: Path) -> str:
     """"model", "trajectory" or "data" for an HDF5 file (by its format attribute)."""
-    try:
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            fmt = f.attrs.get("format", "")
-            fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+    try:  # through the checked reader: a hostile file never reaches HDF5 in this process
+        fmt = sniff_format(path)
     except Exception:  # noqa: BLE001 - let the real loader report the problem
         return "model"
     if fmt == "dpm-explorer-trajectory":

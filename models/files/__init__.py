@@ -7,7 +7,7 @@ See models/README.md, **File formats** and **Limits**.
 """
 from .errors import CheckpointError, DataError, FileError, check_regular_file, listing  # noqa: I001 (first)
 from .atomic import LockError, OutputLock, atomic_write, lock_output
-from .hdf5 import open_hdf5
+from .hdf5 import open_hdf5, sniff_format
 from .images import IMAGE_EXTENSIONS, IMAGE_FORMATS, open_image
 from .model_file import (FORMAT, FORMAT_VERSION, SOFTWARE, Checkpoint, LoadedModel, load_checkpoint, load_model,
                          save_checkpoint, save_model)
@@ -15,7 +15,7 @@ from .trajectory import TRAJECTORY_FORMAT, TRAJECTORY_FORMAT_VERSION, Trajectory
 
 __all__ = [
     "FileError", "DataError", "CheckpointError", "LockError", "check_regular_file", "listing",
-    "atomic_write", "OutputLock", "lock_output", "open_hdf5", "open_image", "IMAGE_FORMATS", "IMAGE_EXTENSIONS",
+    "atomic_write", "OutputLock", "lock_output", "open_hdf5", "sniff_format", "open_image", "IMAGE_FORMATS", "IMAGE_EXTENSIONS",
     "FORMAT", "FORMAT_VERSION", "SOFTWARE", "Checkpoint", "save_checkpoint", "load_checkpoint",
     "LoadedModel", "save_model", "load_model",
     "TRAJECTORY_FORMAT", "TRAJECTORY_FORMAT_VERSION", "Trajectory", "save_trajectory", "load_trajectory",

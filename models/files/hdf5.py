@@ -43,7 +43,7 @@ from .errors import FileError, check_regular_file, human_bytes, listing
 
 __all__ = [
     "MAX_FILE_BYTES", "MAX_DATASET_BYTES", "MAX_TOTAL_BYTES", "MAX_LINKS", "MAX_ATTRIBUTE_BYTES",
-    "Reader", "open_hdf5", "probe", "parse_timeout", "writing", "write_array", "write_str", "STR_DTYPE",
+    "Reader", "open_hdf5", "sniff_format", "probe", "parse_timeout", "writing", "write_array", "write_str", "STR_DTYPE",
 ]
 
 #: HDF5 files larger than this are refused before they are opened.
@@ -538,6 +538,16 @@ def open_hdf5(path: str | os.PathLike[str], error: type[FileError] = FileError, 
         raise
     except Exception as e:  # anything h5py, numpy or json raise on a damaged file
         raise error(p, f"the file is corrupt or unreadable ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def sniff_format(path: str | os.PathLike[str]) -> str:
+    """The root ``format`` attribute of an HDF5 file ("dpm-explorer-model", "dpm-explorer-trajectory"),
+    or "" for an HDF5 file without one (a data file); read through :func:`open_hdf5`, so a hostile file
+    raises :class:`FileError` instead of reaching the HDF5 library in this process."""
+    with open_hdf5(path, FileError) as r:
+        if "format" not in r.f.attrs:
+            return ""
+        return r.decode(r.f.attrs["format"], "'format' attribute")
 
 
 def keys_listing(group: h5py.Group) -> str:
