@@ -5,9 +5,10 @@ App. C) — inpainting and denoising for image models, a painted region or a Gau
 Layout: a side column of controls (the page's own, then samples, Run/Cancel, progress, export) and the
 page's views, with a step slider that scrubs the conditioned trajectory and, for SMC, the effective
 sample size over t. The panel reads the :class:`~explorer.state.AppState` (model, data, norm), reports
-through ``state.post`` and resets with the model (:meth:`InpaintPanel.reset_for_model`). Runs go through
-a worker thread that iterates :func:`request.stream`; the form → library call mapping is Qt-free
-(:mod:`.request`).
+through ``state.post`` and resets with the model (:meth:`InpaintPanel.reset_for_model`, connected to
+``state.session_changed``). A run is a generator worker in Qt's thread pool (superqt, as
+:func:`explorer.workers.run_task` uses for functions) iterating :func:`request.stream`, on a copy of the
+model; the form → library call mapping is Qt-free (:mod:`.request`).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from superqt.utils import create_worker
 
 from models.files import IMAGE_EXTENSIONS, atomic_write, save_trajectory
 
+from ...workers import copy_model
 from . import request as R
 from .bits_page import BitsPage
 from .image_page import ImagePage
@@ -41,12 +43,6 @@ def qimage_to_array(image: QImage) -> np.ndarray:
     w, h, bpl = image.width(), image.height(), image.bytesPerLine()
     buf = np.frombuffer(image.constBits(), dtype=np.uint8, count=h * bpl).reshape(h, bpl)
     return buf[:, : w * 3].reshape(h, w, 3).copy()
-
-
-def _copy(model):
-    from ...workers import copy_model
-
-    return copy_model(model)
 
 
 class InpaintPanel(QWidget):
@@ -255,7 +251,7 @@ class InpaintPanel(QWidget):
         self._drop_run()
         s = self.state
         if model is None and s.model is not None and s.training == "idle":
-            model = _copy(s.model)
+            model = copy_model(s.model)
         self.model = model
         self.norm = dict(s.norm or {})
         page = None if model is None else R.page_for(s.kind, model.config.example_shape)
@@ -311,7 +307,7 @@ class InpaintPanel(QWidget):
         """β edited: the same kind of model with a new schedule; results are stale, the form stays."""
         self._drop_run()
         if self.state.model is not None and self.state.training == "idle":
-            self.model = _copy(self.state.model)
+            self.model = copy_model(self.state.model)
             self.image_page.model = self.plane_page.model = self.bits_page.model = self.model
 
     def _on_form_changed(self) -> None:
@@ -462,7 +458,7 @@ class InpaintPanel(QWidget):
         if page is None or self.model is None:
             raise ValueError("no model this panel can condition: open or train one first")
         if self.state.training == "idle" and self.state.model is not None:
-            self.model = _copy(self.state.model)  # the latest weights
+            self.model = copy_model(self.state.model)  # the latest weights
             page.model = self.model
         else:
             self.state.post("warning", "inpainting while training runs: the model as it was when the panel last "
