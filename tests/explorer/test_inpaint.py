@@ -414,24 +414,24 @@ def test_binary_model_fixed_bits(panel, state, qtbot):
 # fit
 
 
-@pytest.mark.parametrize("size", [(1280, 800), (1440, 900)])
-def test_the_panel_fits_the_window_without_scrolling(qtbot, window, size):
+def test_the_panel_fits_the_window_without_scrolling(qtbot, window):
     """At 1280×800 and 1440×900 the panel's minimum size fits the space the window gives it (no
     horizontal scrollbar), on each page."""
-    from explorer import session as sessions
+    from models.files import load_model
 
-    window.resize(*size)
     panel = window.inpaint
     assert panel is not None
-    window.show_view("inpaint") if hasattr(window, "show_view") else None
+    window.set_view("inpaint")
     for name in ("bark", "swissroll", "heartbeat"):
         path = ROOT / "resources" / "models" / f"{name}.h5"
         if not path.exists():
             continue
-        s = sessions.model_file_session(path)
-        window.state.set_session(s.model, s.data, preset=s.preset, path=s.path, norm=s.norm)
-        qtbot.wait(50)
-        host = panel.parentWidget()
-        hint = panel.minimumSizeHint()
-        assert hint.width() <= host.width(), (name, hint, host.size())
-        assert hint.height() <= host.height(), (name, hint, host.size())
+        loaded = load_model(path)
+        window.state.set_session(loaded.model, None, path=path, norm=loaded.norm)
+        assert panel.page == {"bark": "image", "swissroll": "plane", "heartbeat": "bits"}[name]
+        for size in ((1280, 800), (1440, 900)):
+            window.resize(*size)
+            qtbot.wait(50)
+            host = panel.parentWidget()
+            hint = panel.minimumSizeHint()
+            assert hint.width() <= host.width() and hint.height() <= host.height(), (name, size, hint, host.size())
