@@ -164,7 +164,7 @@ def _screenshot(app, win, args) -> int:
         else:
             # one stable line for scripts: what is on screen
             print(f"screenshot: {args.screenshot} — {shown}" + (" (timed out)" if late else ""), flush=True)
-        win.shutdown()
+        win.shutdown(timeout_ms=30000)  # let a running evaluation finish: nothing may outlive the window
         win.hide()
         app.quit()
 

@@ -310,7 +310,11 @@ class Controller(QObject):
         req = TrajectoryRequest(model=model, kind=kind, directions=tuple(directions), x0=x0, n=n, display=display,
                                 drift_grid=21 if (kind == "points" and s.example_shape == (2,)) else 0,
                                 source=s.session_name)
+        key = files.trajectory_cache_key(s, req) if stream else None
+        if key is not None and self._from_cache(key, req):
+            return
         w = TrajectoryWorker(req)
+        w.cache_key = key
         w.trajectory_ready.connect(self._on_trajectory)
         if stream:
             w.partial.connect(self._on_partial)
@@ -319,6 +323,17 @@ class Controller(QObject):
         w.finished.connect(self._start_evaluation)
         self.traj_worker = w
         w.start()
+
+    def _from_cache(self, key: str, req: TrajectoryRequest) -> bool:
+        """Show the cached trajectories of ``req`` when every direction is there."""
+        wanted = [d for d in req.directions if d == "reverse" or req.x0 is not None]
+        found = [files.load_cached_trajectory(key, d) for d in wanted]
+        if not all(found):
+            return False
+        for traj in found:
+            self.state.set_trajectory(dataclasses.replace(traj, source=req.source), 1.0)
+        self._start_evaluation()
+        return True
 
     def cancel_trajectory(self) -> None:
         """The user's Cancel: stop computing; what was computed stays shown."""
@@ -362,6 +377,9 @@ class Controller(QObject):
     def _on_trajectory(self, traj) -> None:
         if self._current():
             self.state.set_trajectory(traj, 1.0)
+            key = getattr(self.sender(), "cache_key", None)
+            if key is not None:
+                run_task(files.store_cached_trajectory, key, traj)
 
     def _on_traj_progress(self, direction: str, fraction: float) -> None:
         if self._current() and fraction < 1.0:

@@ -6,6 +6,8 @@ Errors are the library's (:class:`models.files.CheckpointError` and friends, nam
 controller reports them."""
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +26,8 @@ H5_SUFFIXES = {".h5", ".hdf5"}
 SAVE_ERRORS = (CheckpointError, OSError, ValueError, TypeError)
 OPEN_ERRORS = (CheckpointError, OSError, ValueError)
 UNBIASED_KEY = "K_heldout_unbiased"  # history column: 1 where the held-out K of a record is unbiased
+CACHE_VERSION = "1"
+CACHE_MAX_BYTES = 64 * 1024**2  # trajectories larger than this are not cached
 
 
 def sniff_h5(path: Path) -> str:
@@ -150,3 +154,72 @@ def export_gif(traj: Trajectory, path, render: Callable[[int], np.ndarray], *, m
     frames = [label_frame(render(i), f"t = {int(traj.t[i])} / {traj.T}") for i in gif_order(traj, max_frames)]
     write_gif(path, frames, fps=fps)
     return len(frames)
+
+
+# ---- the trajectory cache --------------------------------------------------------------------------
+# A model opened from a file and not changed since has the same trajectories every time (fixed seeds),
+# so they are kept in the user's cache folder: the second time a model is opened its trajectory is
+# there at once. Keyed by the file's bytes and everything the computation depends on; plain arrays in
+# .npz files, read without unpickling; a file that does not read back is ignored and removed.
+def cache_dir() -> Path:
+    env = os.environ.get("DPM_EXPLORER_CACHE")
+    if env:
+        return Path(env)
+    from PySide6.QtCore import QStandardPaths
+
+    base = QStandardPaths.writableLocation(QStandardPaths.CacheLocation) or str(Path.home() / ".cache" / "dpm-explorer")
+    return Path(base) / "trajectories"
+
+
+def trajectory_cache_key(state: AppState, request) -> str | None:
+    """The cache key of ``request`` (a :class:`explorer.workers.TrajectoryRequest`) for the state's model,
+    or None when the model is not exactly a file's (trained or edited since it was opened)."""
+    s = state
+    if (s.model_path is None or s.file_meta is None or s.last_progress is not None or s.schedule_source == "drawn"
+            or request.model is not s.model):
+        return None
+    try:
+        digest = hashlib.sha256(Path(s.model_path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+    data = f"{getattr(s.data, 'name', '')}:{getattr(s.data, 'n_heldout', '')}:{getattr(s.data, 'source', '')}"
+    parts = [CACHE_VERSION, digest, request.kind, request.n, request.seed, request.drift_grid, request.max_frames,
+             request.max_bytes, request.extent, None if request.x0 is None else tuple(request.x0.shape), data]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def load_cached_trajectory(key: str, direction: str) -> Trajectory | None:
+    path = cache_dir() / f"{key}-{direction}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            frames = np.ascontiguousarray(z["frames"], dtype=np.float32)
+            t = np.asarray(z["t"], dtype=np.int64)
+            kind, space = str(z["kind"]), str(z["space"])
+            drift = np.ascontiguousarray(z["drift"], dtype=np.float32) if "drift" in z else None
+            grid = np.ascontiguousarray(z["drift_grid"], dtype=np.float32) if "drift_grid" in z else None
+        if frames.shape[0] != t.shape[0] or kind not in ("points", "binary", "images") or not np.all(np.diff(t) > 0):
+            raise ValueError("inconsistent arrays")
+    except (OSError, ValueError, KeyError):
+        path.unlink(missing_ok=True)
+        return None
+    return Trajectory(direction=direction, frames=frames, t=t, kind=kind, space=space, drift=drift, drift_grid=grid,
+                      source="")
+
+
+def store_cached_trajectory(key: str, traj: Trajectory) -> None:
+    """Write ``traj`` to the cache (atomically: a temporary file renamed); errors are ignored."""
+    if traj.frames.nbytes > CACHE_MAX_BYTES:
+        return
+    d = cache_dir()
+    arrays = dict(frames=traj.frames, t=traj.t, kind=np.asarray(traj.kind), space=np.asarray(traj.space))
+    if traj.drift is not None:
+        arrays.update(drift=traj.drift, drift_grid=traj.drift_grid)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".{key}-{traj.direction}.{os.getpid()}.tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, d / f"{key}-{traj.direction}.npz")
+    except OSError:
+        pass

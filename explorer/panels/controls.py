@@ -16,7 +16,7 @@ from models.schedules import SCHEDULE_NAMES
 from ..session import describe_data, describe_model
 from ..state import AppState
 
-ARCHS_BY_KIND = {"points": ("mlp", "rbf"), "binary": ("mlp", "rbf"), "images": ("conv",)}
+ARCHS_BY_KIND = {"points": ("mlp", "rbf"), "binary": ("mlp", "rbf"), "images": ("conv", "unet")}
 DRAWN = "drawn by hand"
 ORIGIN = "__origin__"  # the Preset box's first item: what is shown when it is not a preset's model
 
@@ -249,11 +249,10 @@ class ControlsPanel(QWidget):
         self._syncing = True
         try:
             self._sync_preset()
-            for w in (self.width, self.T):
+            for w in (self.width, self.T, self.beta_1):  # no placeholder numbers while nothing is loaded
                 w.setSpecialValueText("" if s.model is not None else "–")
-            if s.model is None:
-                self.width.setValue(self.width.minimum())
-                self.T.setValue(self.T.minimum())
+                if s.model is None:
+                    w.setValue(w.minimum())
             self.data_label.setText(describe_data(s.data) if s.model is not None else "loading …")
             self.data_label.setToolTip(getattr(s.data, "source", "") if s.data is not None else "")
             if s.model is not None:

@@ -24,7 +24,7 @@ class KCurvePanel(QWidget):
         self.state = state
         self.plot = make_plot("Bound K on the log-likelihood", "iteration", "K", name="k_plot", long=True)
         pi = self.plot.getPlotItem()
-        pi.addLegend(offset=(8, 8), labelTextSize="8pt")  # top left: K curves rise to the right
+        pi.addLegend(offset=(-8, -8), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 215))
         pi.getViewBox().setDefaultPadding(0.08)
         self.train = pi.plot(name="K train minibatches", pen=PEN_TRAIN)
         self.heldout = pi.plot(name="K held out", pen=PEN_HELDOUT, symbol="o", symbolSize=4,

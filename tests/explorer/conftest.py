@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+import tempfile  # noqa: E402
 
-import numpy as np
+os.environ["DPM_EXPLORER_CACHE"] = tempfile.mkdtemp(prefix="dpm-explorer-test-cache-")  # never the user's cache
+
 import pytest
 
 

@@ -268,3 +268,26 @@ def test_settings_live_in_the_state(qapp):
     s.set_pending_config(cfg)
     assert "New model" in controls.model_label.text()
     assert math.isfinite(s.budget_s) and torch.is_tensor(s.heldout_sample(3))
+
+
+def test_a_reopened_model_shows_its_cached_trajectory_at_once(qtbot, ctl, tmp_path, monkeypatch):
+    from models.files import save_model
+
+    monkeypatch.setenv("DPM_EXPLORER_CACHE", str(tmp_path / "cache"))
+    sess = tiny_session(T=6)
+    path = tmp_path / "m.h5"
+    save_model(path, sess.model, norm=sess.data.norm.to_dict(), meta={"preset": "swissroll"})
+    s = ctl.state
+    ctl.open_model(path)
+    qtbot.waitUntil(lambda: s.model is not None and s.trajectory is not None and not s.incomplete(), timeout=20000)
+    first = s.trajectory
+    qtbot.waitUntil(lambda: len(list((tmp_path / "cache").glob("*-reverse.npz"))) == 1, timeout=10000)
+    ctl.open_model(path)
+    qtbot.waitUntil(lambda: s.trajectory is not None and s.trajectory is not first, timeout=20000)
+    assert ctl.traj_worker is None  # nothing computed
+    np.testing.assert_array_equal(s.trajectory.frames, first.frames)
+    np.testing.assert_array_equal(s.trajectory.drift, first.drift)
+    s.iteration = 1  # a model that changed since it was opened is never served from the cache
+    s.last_progress = object()
+    ctl.compute_trajectories()
+    assert ctl.traj_worker is not None
