@@ -182,7 +182,8 @@ def gauss_case(args) -> dict:
     yv, kn = torch.tensor([y, 0.0]), torch.tensor([True, False])
     for meth in ("clamp", "annealed", "repaint", "smc"):
         t0 = time.perf_counter()
-        x = run_method(model, yv, kn, meth, args.n, args.seed, particles=TARGET["particles"])
+        n = args.n if meth != "smc" else int(min(args.n, max(1000, args.budget // TARGET["particles"])))
+        x = run_method(model, yv, kn, meth, n, args.seed, particles=TARGET["particles"])
         out["methods"][meth] = dict(gauss_errors(x, c_mean, c_var), seconds=round(time.perf_counter() - t0, 1))
     for P in args.particles:
         n = int(min(args.n, max(1000, args.budget // P)))
@@ -216,10 +217,11 @@ def bits_case(args) -> dict:
                fixed="x_0 = 1", methods={}, smc={})
     y, kn = torch.tensor([1.0, 0.0, 0.0]), torch.tensor(known)
     for meth in ("clamp", "annealed", "repaint", "smc"):
-        x = run_method(model, y, kn, meth, args.bits_n, args.seed, particles=TARGET["particles"])
+        n = args.bits_n if meth != "smc" else int(min(args.bits_n, max(500, args.bits_budget // TARGET["particles"])))
+        x = run_method(model, y, kn, meth, n, args.seed, particles=TARGET["particles"])
         out["methods"][meth] = bits_errors(x, states[sel], law[sel], known)
     for P in args.particles:
-        n = int(min(args.bits_n, max(2000, args.budget // P)))
+        n = int(min(args.bits_n, max(500, args.bits_budget // P)))
         x = run_method(model, y, kn, "smc", n, args.seed + 1, particles=P)
         out["smc"][P] = dict(bits_errors(x, states[sel], law[sel], known), n=n)
     return out
@@ -272,16 +274,21 @@ def main(argv=None) -> int:
     ap.add_argument("--bits-T", type=int, default=100)
     ap.add_argument("--particles", type=int, nargs="+", default=[16, 64, 256, 1024])
     ap.add_argument("--clamp-T", type=int, nargs="+", default=[100, 1000])
-    ap.add_argument("--budget", type=int, default=1_000_000, help="at most this many particles at once")
+    ap.add_argument("--budget", type=int, default=1_000_000, help="at most this many particles at once (Gaussian)")
+    ap.add_argument("--bits-budget", type=int, default=200_000, help="at most this many particles at once (bits)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     if args.quick:
-        args.T, args.n, args.bits_n, args.budget = 200, 2000, 5000, 300_000
+        args.T, args.n, args.bits_n, args.budget, args.bits_budget = 200, 2000, 5000, 300_000, 60_000
+        args.bits_T = 50
         args.particles, args.clamp_T = [16, 256], [50, 200]
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    res = dict(gauss=gauss_case(args), bits=bits_case(args), claims=claims(args), target=TARGET)
+    res = dict(claims=claims(args), gauss=gauss_case(args), target=TARGET)
+    if not args.json:
+        print(json.dumps(res["gauss"], default=float), file=sys.stderr, flush=True)
+    res["bits"] = bits_case(args)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     sm = res["gauss"]["smc"].get(TARGET["particles"])
     res["smc_meets_target"] = None if sm is None else bool(

@@ -12,7 +12,6 @@ equals σ) and the ``smc`` sampler give p·r. Monte Carlo, tolerance ≈ 5 stand
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -231,7 +230,7 @@ def test_regions_on_the_plane():
     m = DiffusionModel(cfg).eval()
     w = np.zeros((32, 32), np.float32)
     w[20:28, 20:28] = 1  # upper right of [-3, 3]²
-    x = last(region_steps := C.region_steps(m, w, (-3, 3, -3, 3), n=200, generator=gen())).x
+    x = last(C.region_steps(m, w, (-3, 3, -3, 3), n=200, generator=gen())).x
     assert x.shape == (200, 2) and torch.isfinite(x).all()
     with pytest.raises(ValueError, match="empty"):
         C.region_steps(m, np.zeros((8, 8)), (-3, 3, -3, 3))
