@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     configure_pyqtgraph()
     from explorer import session as sessions
     from explorer.main_window import MainWindow
-    from models import inpainting as I
+    from models import images as I
     from models.files import load_model
 
     def log(msg: str) -> None:
