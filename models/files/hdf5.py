@@ -5,7 +5,8 @@ Reading never trusts the file (models/README.md, **File formats** and **Limits**
 
 1. the path must be a regular file of at most :data:`MAX_FILE_BYTES` (no FIFO, device or folder);
 2. a file that starts with our 512-byte header has its SHA-256 checked before HDF5 parses a byte;
-3. a file this process did not write itself is first parsed by a separate Python process that can be
+3. a file this process did not write itself (and that is not one of the product's bundled resources)
+   is first parsed by a separate Python process that can be
    killed (:func:`probe`): it walks every link and object, refuses links other than hard links
    (soft, external, user-defined), virtual datasets, external raw storage, filters other than the
    standard ones, declared sizes over the limits, and reads every byte; the HDF5 library can loop
@@ -525,7 +526,7 @@ def open_hdf5(path: str | os.PathLike[str], error: type[FileError] = FileError, 
             digest = verify_header(p, fh, error)
     except OSError as e:
         raise error(p, f"cannot be read ({e.strerror or e})") from None
-    if digest is None or digest not in _TRUSTED_DIGESTS:
+    if (digest is None or digest not in _TRUSTED_DIGESTS) and not _bundled(p):
         probe(p, error, max_dataset_bytes=max_dataset_bytes, max_total_bytes=max_total_bytes, timeout=timeout)
     try:
         f = h5py.File(p, "r", locking=False)
@@ -538,6 +539,17 @@ def open_hdf5(path: str | os.PathLike[str], error: type[FileError] = FileError, 
         raise
     except Exception as e:  # anything h5py, numpy or json raise on a damaged file
         raise error(p, f"the file is corrupt or unreadable ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _bundled(p: Path) -> bool:
+    """True for the files shipped with the product (models.paths.RESOURCES): installed with the code,
+    so trusted as the code is, and not worth a probe at every start."""
+    from ..paths import RESOURCES
+
+    try:
+        return Path(os.path.realpath(p)).is_relative_to(os.path.realpath(RESOURCES))
+    except (OSError, ValueError):
+        return False
 
 
 def sniff_format(path: str | os.PathLike[str]) -> str:

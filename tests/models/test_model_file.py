@@ -1,4 +1,4 @@
-"""Model and trajectory files: bit-identical round trips, validation of bad files, atomic saves."""
+"""Model and trajectory files (models/files/model_file.py, trajectory.py, atomic.py): bit-identical round trips, validation of bad files, atomic saves."""
 from __future__ import annotations
 
 import os
