@@ -61,10 +61,10 @@ def test_pages_and_methods_come_from_the_library():
 
 def test_tooltips_state_each_methods_bias():
     tips = R.METHOD_TEXT["inpaint"]
-    assert "0.48 sd" in tips["clamp"].tip and "35 %" in tips["clamp"].tip
-    assert "−0.2 sd" in tips["repaint"].tip and "+10 %" in tips["repaint"].tip
+    assert "0.49 sd" in tips["clamp"].tip and "41 %" in tips["clamp"].tip
+    assert "−0.31 sd" in tips["repaint"].tip and "+17 %" in tips["repaint"].tip
     assert "exactly as the particle count grows" in tips["smc"].tip
-    assert "+5 %" in R.METHOD_TEXT["denoise"]["matched"].tip
+    assert "+3.5 %" in R.METHOD_TEXT["denoise"]["matched"].tip
     assert "p·r²" in R.METHOD_TEXT["gaussian"]["shift"].tip
 
 

@@ -56,23 +56,25 @@ _SMC = MethodText(
     "Cost: particles × the network evaluations of one chain, per sample.")
 
 #: Labels and known biases, per page and task (the library's method names are the keys). The figures
-#: are the library's (models/posterior.py, bench/posterior_bias.py): a model whose reverse steps are
-#: exact for a correlated 2-D Gaussian (ρ = 0.8, unit variances), x₁ observed, x₂ against the closed form.
+#: are the library's (models/posterior.py, models/conditioning.py, bench/posterior_bias.py): a model whose
+#: reverse steps are exact for a correlated 2-D Gaussian (ρ = 0.8, unit variances, T = 200), x₁ = 1.5
+#: observed, x₂ against the model's own closed-form conditional.
 METHOD_TEXT: dict[str, dict[str, MethodText]] = {
     "inpaint": {
         "clamp": MethodText(
             "Clamp (paper)",
             "The paper's r = δ on the known pixels at every step (Fig. 5, Eq. 23).\n"
             "Not the exact conditional: on a correlated Gaussian it puts the unknown part's mean\n"
-            "0.48 sd too low and its variance 35 % too high, and more steps T do not shrink the error."),
+            "0.49 sd too low and its variance 41 % too high, and more steps T do not shrink the error."),
         "annealed": MethodText(
             "Annealed r",
             "A narrow Gaussian r on the known pixels raised to (T − t)/T, an exact clamp at the end.\n"
-            "As biased as the clamp (mean ~0.5 sd off, variance ~+35 % on a correlated Gaussian)."),
+            "As biased as the clamp (mean −0.50 sd, variance +41 % on a correlated Gaussian)."),
         "repaint": MethodText(
             "RePaint",
             "Forward-noised known pixels with jumps back up to harmonise (Lugmayr et al. 2022).\n"
-            "Closer, still off: about −0.2 sd in the mean and +10 % variance on a correlated Gaussian."),
+            "Closer, still off: −0.31 sd in the mean and +17 % variance on a correlated Gaussian\n"
+            "(jumps of 10 steps, 5 passes)."),
         "smc": _SMC,
     },
     "denoise": {
@@ -88,8 +90,8 @@ METHOD_TEXT: dict[str, dict[str, MethodText]] = {
         "matched": MethodText(
             "Matched noise level",
             "The plain chain started at the step whose noise level equals σ. Exact for a perfect model\n"
-            "only when σ² falls on the schedule's grid; elsewhere the sample is too wide\n"
-            "(variance +5 % at T = 100, σ = 1)."),
+            "only when σ² falls on the schedule's grid; elsewhere the result is off\n"
+            "(variance +3.5 % at T = 100, σ = 1; +0.24 % at T = 1000)."),
         "smc": _SMC,
     },
     "region": {
