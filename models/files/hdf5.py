@@ -182,7 +182,8 @@ def check(q):
             if state["links"] > q["max_links"]:
                 raise Refused(f"the file holds more than {q['max_links']} objects")
             if not isinstance(link, h5py.HardLink):
-                raise Refused(f"{name[:80]!r} is a {type(link).__name__}; links to other objects or files are not allowed")
+                kind = {"SoftLink": "a soft link", "ExternalLink": "an external link"}.get(type(link).__name__, "a link")
+                raise Refused(f"{name[:80]!r} is {kind}; links to other objects or files are not allowed")
             obj = f[name]
             attrs(obj, repr(name[:80]), q)
             if isinstance(obj, h5py.Dataset):
@@ -375,7 +376,8 @@ class Reader:
                 self.fail(f"{what} is missing")
             return None
         if not isinstance(link, h5py.HardLink):
-            self.fail(f"{what} is a {type(link).__name__}; links are not allowed")
+            kind = {"SoftLink": "a soft link", "ExternalLink": "an external link"}.get(type(link).__name__, "a link")
+            self.fail(f"{what} is {kind}; links to other objects or files are not allowed")
         return group[name]
 
     def group(self, parent: h5py.Group, name: str, what: str, required: bool = True) -> h5py.Group | None:
