@@ -154,6 +154,8 @@ def test_bad_forms_are_refused_with_a_message():
         R.build_request(m, NORM, R.ImageForm(y=y, known=k, sampling=R.Sampling(n=0)))
     with pytest.raises(ValueError, match="particle"):
         R.build_request(m, NORM, R.ImageForm(y=y, known=k, method="smc", sampling=R.Sampling(particles=0)))
+    with pytest.raises(ValueError, match="limit"):
+        R.build_request(m, NORM, R.ImageForm(y=y, known=k, method="smc", sampling=R.Sampling(n=1000, particles=1000)))
     with pytest.raises(ValueError, match="no model"):
         R.build_request(None, NORM, R.ImageForm(y=y, known=k))
     with pytest.raises(ValueError, match="Gaussian"):

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGraphics
                                QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from models.config import CONV_ARCHS
+from models.runtime import MAX_IMAGE_SIDE
 from models.files import LoadedModel
 
 from ...mask import MaskModel, default_fill
@@ -161,7 +162,7 @@ class ImagePage(QWidget):
         self.fit_combo.currentIndexChanged.connect(lambda *_: self.prepare())
         self.max_side_spin = QSpinBox()
         self.max_side_spin.setObjectName("inpaint_max_side")
-        self.max_side_spin.setRange(8, 4096)
+        self.max_side_spin.setRange(8, MAX_IMAGE_SIDE)
         self.max_side_spin.setValue(R.MAX_SIDE)
         self.max_side_spin.setSuffix(" px")
         self.max_side_spin.setToolTip("longest side the model works at (a conv model takes any size; the time\n"

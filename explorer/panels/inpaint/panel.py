@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QHBoxLayout, QL
 from superqt.utils import create_worker
 
 from models.files import IMAGE_EXTENSIONS, atomic_write, save_trajectory
+from models.runtime import MAX_BATCH
 
 from ...workers import copy_model
 from . import request as R
@@ -169,11 +170,11 @@ class InpaintPanel(QWidget):
         f.setVerticalSpacing(3)
         self.samples_spin = QSpinBox()
         self.samples_spin.setObjectName("inpaint_samples")
-        self.samples_spin.setRange(1, 10000)
+        self.samples_spin.setRange(1, MAX_BATCH)
         self.samples_spin.setToolTip("independent samples of the posterior")
         self.particles_spin = QSpinBox()
         self.particles_spin.setObjectName("inpaint_particles")
-        self.particles_spin.setRange(1, 100000)
+        self.particles_spin.setRange(1, MAX_BATCH)
         self.particles_spin.setToolTip("SMC particles per sample: the posterior is exact as they grow;\n"
                                        "time and memory grow in proportion")
         srow = QHBoxLayout()

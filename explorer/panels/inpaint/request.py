@@ -20,6 +20,7 @@ import torch
 
 from models import conditioning as cond  # the library's samplers (models/README.md, Conditioning (p·r))
 from models import images as img
+from models.runtime import MAX_BATCH
 
 PAGES = ("image", "plane", "bits")
 PLANE_EXTENT = (-3.5, 3.5, -3.5, 3.5)  # the painted plane, normalised units (x_min, x_max, y_min, y_max)
@@ -255,6 +256,9 @@ def _check(topic: str, method: str, s: Sampling) -> None:
         raise ValueError(f"the number of samples must be at least 1, got {s.n}")
     if method == "smc" and s.particles < 1:
         raise ValueError(f"the particle count must be at least 1, got {s.particles}")
+    chains = s.n * (s.particles if method == "smc" else 1)
+    if chains > MAX_BATCH:  # every chain is one row of the network's batch at each step
+        raise ValueError(f"{chains:,} chains (samples × particles) is more than the limit of {MAX_BATCH:,}")
 
 
 def _meta(model, s: Sampling, method: str, **kw) -> dict:
