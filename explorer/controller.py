@@ -131,12 +131,10 @@ class Controller(QObject):
     def load_preset(self, name: str, *, trained: bool = True, ask: bool = True, **data_kw) -> None:
         """Open preset ``name``: its bundled trained model (``trained``) or an untrained one."""
         if ask and not self.confirm_replace(f"open the {name} preset"):
-            self.state.session_changed.emit()  # the Preset box goes back to what is shown
             return
         if name == "cifar10" and "cifar_dir" not in data_kw:
             d = self.choose_folder("Folder with the CIFAR-10 binary batches (data_batch_1.bin …)")
             if not d:
-                self.state.session_changed.emit()
                 return
             data_kw["cifar_dir"] = d
         fn = sessions.bundled_session if trained else sessions.preset_session
@@ -234,7 +232,7 @@ class Controller(QObject):
         s.device = name
         if s.model is not None and s.training == "idle":
             s.model.to(name)
-        s.session_changed.emit()
+        s.settings_changed.emit()
 
     # ---- data ------------------------------------------------------------------------------------
     def open_data(self, path) -> None:
@@ -542,7 +540,7 @@ class Controller(QObject):
         s.unsaved = False
         s.add_recent(path)
         s.post("info", f"saved the model to {path}")
-        s.session_changed.emit()
+        s.settings_changed.emit()  # labels: where the model is saved
         return True
 
     def open_trajectory(self, path) -> bool:

@@ -373,8 +373,7 @@ class ControlsPanel(QWidget):
         name = self.preset.itemData(i)
         if name and name != ORIGIN:
             self.preset_chosen.emit(name)
-        else:
-            self.sync()
+        self.sync()  # the box names what is shown until the new model has arrived (or if it was cancelled)
 
     def _device(self, name: str) -> None:
         if not self._syncing and name:

@@ -24,7 +24,7 @@ class StatusWidgets:
         for w in (self.speed_label, self.device_label, self.progress_bar):
             bar.addPermanentWidget(w)
         for sig in (state.training_changed, state.progress_added, state.session_changed, state.evaluated,
-                    state.trajectory_progress):
+                    state.trajectory_progress, state.settings_changed):
             sig.connect(lambda *_a: self.update())
         self.update()
 
