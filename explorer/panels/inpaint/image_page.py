@@ -400,7 +400,7 @@ class ImagePage(QWidget):
             px = img.to_pixels(y.reshape(prep.pixels.shape), self.norm)
             self.canvas_title.setText("noisy observation y")
             clean = self.noise_combo.currentData() == "add"
-            self.original_title.setText("clean image" if clean else "original (already noisy; no clean image)")
+            self.original_title.setText("clean image" if clean else "original, already noisy")
         else:
             px = prep.pixels
             self.canvas_title.setText("mask (magenta: fill)")

@@ -295,9 +295,9 @@ class InpaintPanel(QWidget):
             return z.detach().cpu().numpy().astype(np.float32), "held-out data"
         traj = s.trajectories.get("reverse")
         if traj is not None and traj.kind == "points":
-            return traj.frames[0], "the model's samples"
+            return traj.frames[0], "model samples"
         if s.samples is not None:
-            return s.samples, "the model's samples"
+            return s.samples, "model samples"
         return None, ""
 
     def _on_trajectory(self, direction: str) -> None:

@@ -138,11 +138,14 @@ class PlanePage(QWidget):
     def set_underlay(self, pts: np.ndarray | None, what: str) -> None:
         if pts is None or not len(pts):
             self.data_item.setData([], [])
-            self.title.setText("paint where r is high · x₁, x₂ in normalised units")
+            self.title.setText("paint where r is high")
+            self.title.setToolTip("x₁, x₂ in the model's normalised units")
             return
         pts = np.asarray(pts, dtype=np.float32)
         self.data_item.setData(pts[:, 0], pts[:, 1])
-        self.title.setText(f"grey: {what} · magenta: r · blue: conditioned samples")
+        self.title.setText(f"{what} (grey) · r (magenta) · samples (blue)")
+        self.title.setToolTip(f"grey: {what}; magenta: the painted r(x); blue: the conditioned samples at the step\n"
+                              "the slider shows; x₁, x₂ in the model's normalised units")
 
     def _fill_methods(self) -> None:
         cur = self.method_combo.currentData()
