@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QStyle,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QSpinBox, QStyle,
                                QToolButton,
                                QVBoxLayout, QWidget)
 
@@ -80,6 +80,7 @@ class TrajectoryPanel(QWidget):
         self.refresh.setToolTip("Recompute both trajectories from the current model (fixed seed) (Ctrl+R)")
         self.progress_label = QLabel("")
         self.progress_label.setObjectName("trajectory_progress")
+        self.progress_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # never widens the window
         self.cancel = QToolButton()
         self.cancel.setText("Cancel")
         self.cancel.setToolTip("Stop computing the trajectory; the frames computed so far stay (Esc)")
@@ -89,8 +90,6 @@ class TrajectoryPanel(QWidget):
         for w in (self.direction, self.play_button, self.speed, self.loop, self.paths, self.drift, self.refresh):
             bar.addWidget(w)
         bar.addStretch(1)
-        bar.addWidget(self.progress_label)
-        bar.addWidget(self.cancel)
 
         # --- plot: every item created once -----------------------------------------------------
         self.plot = pg.PlotWidget()
@@ -119,8 +118,10 @@ class TrajectoryPanel(QWidget):
         srow = QHBoxLayout()
         srow.setContentsMargins(6, 0, 6, 4)
         srow.addWidget(QLabel("t"))
-        srow.addWidget(self.slider, 1)
+        srow.addWidget(self.slider, 3)
         srow.addWidget(self.time_label)
+        srow.addWidget(self.progress_label, 2)
+        srow.addWidget(self.cancel)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -218,12 +219,13 @@ class TrajectoryPanel(QWidget):
         self.cancel.setVisible(computing)
         traj = s.trajectory
         span = f" (t = {traj.T} → {int(traj.t[0])})" if traj is not None and traj.direction == "reverse" else ""
+        self.progress_label.setToolTip(f"the {direction} trajectory{span}")
         if computing:
-            self.progress_label.setText(f"computing {100 * fraction:.0f} %{span}")
+            self.progress_label.setText(f"computing {100 * fraction:.0f} %")
             if traj is None:
                 self.message.setText(f"computing the {direction} trajectory … {100 * fraction:.0f} %")
         elif fraction < 0:
-            self.progress_label.setText(f"cancelled{span}: Resample computes it again")
+            self.progress_label.setText("cancelled (Resample)")
         else:
             self.progress_label.setText("")
 
