@@ -2,7 +2,7 @@
 cached frame at a time. Scrubbing only indexes the cache ``[S, N, ...]`` and updates plot items that
 were created once; slider moves are throttled to one draw per ~16 ms (leading and
 trailing edge). A trajectory that is still being computed plays and scrubs over the frames computed so
-far, with its progress and a Cancel button in the toolbar. Playback speed and looping live in the state.
+far, with its progress and a Cancel button under the slider. Playback speed and looping live in the state.
 
 2-D points: a scatter, optional per-point paths and the drift field f_μ(x, t) − x as arrows; binary
 data: a raster (one row per sequence); images: a grid of images."""
