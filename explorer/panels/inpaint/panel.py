@@ -6,9 +6,9 @@ Layout: a side column of controls (the page's own, then samples, Run/Cancel, pro
 page's views, with a step slider that scrubs the conditioned trajectory and, for SMC, the effective
 sample size over t. The panel reads the :class:`~explorer.state.AppState` (model, data, norm), reports
 through ``state.post`` and resets with the model (:meth:`InpaintPanel.reset_for_model`, connected to
-``state.session_changed``). A run is a generator worker in Qt's thread pool (superqt, as
-:func:`explorer.workers.run_task` uses for functions) iterating :func:`request.stream`, on a copy of the
-model; the form → library call mapping is Qt-free (:mod:`.request`).
+``state.session_changed``). A run is a superqt generator worker (the kind :func:`explorer.workers.run_task`
+uses for functions) iterating :func:`request.stream` on a copy of the model, in a one-thread pool of the
+panel's own; the form → library call mapping is Qt-free (:mod:`.request`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QMimeData, QSize, Qt, Signal
+from PySide6.QtCore import QMimeData, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QSlider, QSpinBox, QStackedWidget, QToolButton, QVBoxLayout,
@@ -62,6 +62,10 @@ class InpaintPanel(QWidget):
         self.run_state: R.Run | None = None
         self._worker = None
         self._done_event = self._stop_event = threading.Event()
+        self._live: set = set()
+        # runs get a thread of their own: a long run never holds up the app's tasks in the global pool
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
         self._run_started = 0.0
         self._follow = True
         self._build()
@@ -501,10 +505,12 @@ class InpaintPanel(QWidget):
         worker.yielded.connect(lambda fr, r=run: self._on_frame(r, fr))
         worker.errored.connect(lambda e, r=run: self._on_error(r, e))
         worker.finished.connect(lambda r=run, w=worker: self._on_finished(r, w))
+        self._live.add(worker)  # kept until its thread is done, even once the panel has dropped the run
+        worker.finished.connect(lambda w=worker: self._live.discard(w))
         self._worker, self._done_event, self._stop_event = worker, done, stop
         self._set_running(True)
         self.status_label.setText("running…")
-        worker.start()
+        self._pool.start(worker)
         return True
 
     def cancel(self, wait: bool = False) -> None:
