@@ -39,6 +39,14 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+
+def _randn(*shape: int) -> torch.Tensor:
+    """Standard-normal initial weights (the same numbers as ``torch.randn``). Under torch's "meta" device,
+    where model files check a config's tensor shapes before allocating, no numbers are drawn: random ops
+    on "meta" would import torch's compiler stack, seconds of start-up."""
+    t = torch.empty(shape)
+    return t if t.is_meta else t.normal_()
+
 class TimeBasis(nn.Module):
     """Holds g_j(t) as a buffer [T, J] and looks rows up by step index."""
 
@@ -57,7 +65,7 @@ class BumpReadout(nn.Module):
         super().__init__()
         self.n_out, self.J = n_out, J
         self.basis = TimeBasis(T, J)
-        self.weight = nn.Parameter(torch.randn(n_out * J, n_features) * init_scale / math.sqrt(n_features))
+        self.weight = nn.Parameter(_randn(n_out * J, n_features).mul_(init_scale).div_(math.sqrt(n_features)))
         self.bias = nn.Parameter(torch.zeros(n_out * J))
 
     def forward(self, h: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -75,7 +83,7 @@ class PerStepReadout(nn.Module):
     def __init__(self, n_features: int, n_out: int, D: int, T: int, init_scale: float = 1e-2):
         super().__init__()
         self.n_out, self.D = n_out, D
-        self.weight = nn.Parameter(torch.randn(T, n_features, n_out * D) * init_scale / math.sqrt(n_features))
+        self.weight = nn.Parameter(_randn(T, n_features, n_out * D).mul_(init_scale).div_(math.sqrt(n_features)))
         self.bias = nn.Parameter(torch.zeros(T, n_out * D))
 
     def forward(self, h: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -128,7 +136,7 @@ class RBFNet(nn.Module):
                  time_features: int = 0):
         super().__init__()
         self.D, self.n_out = D, n_out
-        self.centres = nn.Parameter(torch.randn(units, D) * 1.0)
+        self.centres = nn.Parameter(_randn(units, D))
         self.log_width = nn.Parameter(torch.zeros(units))
         self.readout = _make_readout(readout, units, n_out, D, T, J)
 
