@@ -116,9 +116,20 @@ def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int) -> torch.Tensor:
     return torch.stack([p[i, :, dy[i]:dy[i] + H, dx[i]:dx[i] + W] for i in range(B)])
 
 
-def train_classifier(name: str, seed: int = 0) -> tuple[Classifier, float, float]:
-    """Train on the preset's training split. Returns (classifier, held-out accuracy, seconds)."""
+def train_classifier(name: str, seed: int = 0, cache: Path | None = None) -> tuple[Classifier, float, float]:
+    """Train on the preset's training split. Returns (classifier, held-out accuracy, seconds).
+    With ``cache`` (a folder), the weights are kept there as .npz (no pickle) and reused."""
     u_tr, y_tr, u_he, y_he, levels = labelled_split(name)
+    if cache is not None:
+        f = cache / f"classifier_{name}_seed{seed}_ep{CLASSIFIER_EPOCHS[name]}.npz"
+        if f.is_file():
+            clf = Classifier(u_tr.shape[-1])
+            with np.load(f, allow_pickle=False) as z:
+                clf.load_state_dict({k: torch.from_numpy(z[k]) for k in z.files})
+            clf.eval()
+            with torch.no_grad():
+                pred = clf(to_unit(u_he, levels, None)).argmax(1).numpy()
+            return clf, float((pred == y_he).mean()), 0.0
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -139,9 +150,13 @@ def train_classifier(name: str, seed: int = 0) -> tuple[Classifier, float, float
             loss.backward()
             opt.step()
     clf.eval()
+    sec = time.perf_counter() - t0
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(f, **{k: v.numpy() for k, v in clf.state_dict().items()})
     with torch.no_grad():
         pred = clf(to_unit(u_he, levels, None)).argmax(1).numpy()
-    return clf, float((pred == y_he).mean()), time.perf_counter() - t0
+    return clf, float((pred == y_he).mean()), sec
 
 
 @torch.no_grad()
@@ -189,9 +204,9 @@ def peer_samples(seconds: float, n: int, seed: int, batch_size: int = 32) -> tup
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
-    # a small UNet2DModel at 32×32 (MNIST padded by 2), two resolutions, no attention: comparable in size
-    # and cost per step to the mnist5k preset's net
-    net = UNet2DModel(sample_size=32, in_channels=1, out_channels=1, block_out_channels=(32, 64, 64),
+    # a small UNet2DModel at 32×32 (MNIST padded by 2), three resolutions with the mnist5k preset's widths
+    # (16, 32, 64), no attention: comparable in size and cost per step to our net
+    net = UNet2DModel(sample_size=32, in_channels=1, out_channels=1, block_out_channels=(16, 32, 64),
                       down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D"),
                       up_block_types=("UpBlock2D", "UpBlock2D", "UpBlock2D"), layers_per_block=1,
                       norm_num_groups=8)
@@ -229,6 +244,23 @@ def peer_samples(seconds: float, n: int, seed: int, batch_size: int = 32) -> tup
 # ---------------------------------------------------------------------------------------------------
 
 
+def save_grid(x01: torch.Tensor, path: Path, cols: int = 6, scale: int = 4) -> None:
+    """The first cols² images [N, C, H, W] in [0, 1] as one PNG grid (1-pixel grey gaps, nearest-neighbour
+    upscaled by ``scale``)."""
+    from PIL import Image
+
+    x = x01[: cols * cols].clamp(0, 1).numpy()
+    n, C, H, W = x.shape
+    rows = math.ceil(n / cols)
+    grid = np.full((C, rows * (H + 1) + 1, cols * (W + 1) + 1), 0.5, dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        grid[:, 1 + r * (H + 1):1 + r * (H + 1) + H, 1 + c * (W + 1):1 + c * (W + 1) + W] = x[i]
+    img = (grid * 255 + 0.5).astype(np.uint8).repeat(scale, 1).repeat(scale, 2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img[0] if C == 1 else np.moveaxis(img, 0, -1)).save(path)
+
+
 def _row(label: str, q: Quality) -> str:
     return (f"{label:34s} {q.n:5d} {100 * q.confident:9.1f} % {q.mean_confidence:9.3f} {q.class_entropy_bits:9.2f}"
             f"   {' '.join(f'{c:3d}' for c in q.counts)}")
@@ -240,6 +272,10 @@ def main(argv=None) -> int:
     ap.add_argument("-n", type=int, default=100, help="samples per model (and real held-out images)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--grids", type=Path, default=None,
+                    help="folder to write a 6×6 grid of each model's first 36 samples to (MODEL-STEM.png)")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="folder to keep the trained classifiers in (.npz) and reuse them from")
     ap.add_argument("--peer", action="store_true", help="also train and score diffusers' DDPM on mnist5k")
     ap.add_argument("--peer-seconds", type=float, default=None,
                     help="the peer's training budget (default: the mnist5k model's meta train_seconds)")
@@ -253,10 +289,11 @@ def main(argv=None) -> int:
 
     def classifier(name: str) -> tuple[Classifier, Quality]:
         if name not in classifiers:
-            clf, acc, sec = train_classifier(name, a.seed)
+            clf, acc, sec = train_classifier(name, a.seed, a.cache)
             _, _, u_he, _, levels = labelled_split(name)
             real = quality(clf, to_unit(u_he[:a.n], levels, np.random.default_rng(a.seed)))
-            print(f"\n{name}: classifier held-out accuracy {100 * acc:.1f} % ({sec:.0f} s to train, one thread)")
+            how = f"{sec:.0f} s to train, one thread" if sec else f"read from {a.cache}"
+            print(f"\n{name}: classifier held-out accuracy {100 * acc:.1f} % ({how})")
             print(header)
             print(_row(f"real held-out {name}", real))
             classifiers[name] = (clf, real)
@@ -268,6 +305,8 @@ def main(argv=None) -> int:
         x, name, meta = model_samples(path, a.n, a.seed)
         clf, real = classifier(name)
         q = quality(clf, x)
+        if a.grids is not None:
+            save_grid(x, a.grids / f"{path.stem}.png")
         its = meta.get("iterations")
         print(_row(f"{path.name} ({its} its)", q) + f"   [{time.perf_counter() - t0:.0f} s to sample]")
         print(f"{'':34s} ratio to real: conf≥0.9 {q.confident / max(real.confident, 1e-9):.2f}, "
@@ -283,6 +322,8 @@ def main(argv=None) -> int:
         clf, real = classifier("mnist5k")
         x, its, n_par = peer_samples(seconds, a.n, a.seed)
         q = quality(clf, x)
+        if a.grids is not None:
+            save_grid(x, a.grids / "diffusers_ddpm_mnist5k.png")
         print(_row(f"diffusers DDPM ({its} its, {seconds:.0f} s)", q) + f"   [{n_par:,} parameters]")
         if ours_mnist is not None:
             o = ours_mnist[0]

@@ -11,10 +11,14 @@ cd "$(dirname "$0")/.."
 #  train_command names the scratch --out; same preset, same options)
 dpm train swissroll  --seconds 900  --out resources/models/swissroll.h5  --threads 1
 dpm train heartbeat  --seconds 600  --out resources/models/heartbeat.h5  --threads 1
-dpm train digits     --seconds 300  --out resources/models/digits.h5     --threads 1 --n-eval 64
-dpm train mnist5k    --seconds 1500 --out resources/models/mnist5k.h5    --threads 1 --n-eval 32
-# …then continued (the cosine schedule runs over the 2700 s total; --lr raises its base)
-dpm train --resume resources/models/mnist5k.h5 --seconds 1200 --lr 4e-3 --out resources/models/mnist5k.h5 --threads 1 --n-eval 32
+# digits (U-Net preset): 1200 s, then continued for 1200 s at a lower base learning rate (a fresh cosine
+# schedule; the first part ran through the library Trainer with the preset's settings but no preview
+# samples, n_samples = 0, and report_every 250, then was continued with this dpm train --resume command)
+dpm train digits     --seconds 1200 --out resources/models/digits.h5     --threads 1 --n-eval 64 --report-every 250
+dpm train --resume resources/models/digits.h5 --seconds 1200 --lr 1e-3 --out resources/models/digits.h5 --threads 1 --n-eval 64 --report-every 1000
+dpm train mnist5k    --seconds 3300 --out resources/models/mnist5k.h5    --threads 1 --n-eval 32 --report-every 2000
+# deadleaves and bark: the bundled files were trained with the earlier multi-scale conv presets (models/presets.py
+# before commit bac6e50, arch "conv"); these commands now train the U-Net presets (not re-run: no CPU time left)
 dpm train deadleaves --seconds 600  --out resources/models/deadleaves.h5 --threads 1 --n-eval 32
 dpm train bark       --seconds 600  --out resources/models/bark.h5       --threads 1 --n-eval 32
 
