@@ -82,7 +82,8 @@ class ModelMeta:
     "points" | "binary" | "images"; unit: the unit of K; iterations: optimiser updates so far;
     train_seconds: training time so far; train_config: the :class:`models.training.TrainConfig` as a
     dict; budget: {"steps": N} or {"seconds": S} of the last run; device: where it trained;
-    world_size: processes that trained it (1 on one machine); complete: True once a run finished and
+    world_size: processes that trained it (1 on one machine; N under ``torchrun``); effective_batch:
+    examples per update over all processes (world_size × batch_size); complete: True once a run finished and
     recorded its exact K; recorded: that K. ``extra`` keeps keys this record does not know (written
     back unchanged).
     """
@@ -105,6 +106,7 @@ class ModelMeta:
     budget: dict | None = None
     device: str | None = None
     world_size: int = 1
+    effective_batch: int | None = None
     train_command: str | None = None
     resumed_from: str | None = None
     complete: bool | None = None
@@ -193,7 +195,8 @@ class ModelMeta:
             iterations=iterations, train_seconds=_float(m.get("train_seconds")),
             train_config=m.get("train_config") if isinstance(m.get("train_config"), dict) else None,
             budget=m.get("budget") if isinstance(m.get("budget"), dict) else None, device=_str(m.get("device")),
-            world_size=_int(m.get("world_size")) or 1, train_command=_str(m.get("train_command")),
+            world_size=_int(m.get("world_size")) or 1, effective_batch=_int(m.get("effective_batch")),
+            train_command=_str(m.get("train_command")),
             resumed_from=_str(m.get("resumed_from")), complete=complete,
             skipped_updates=_int(m.get("skipped_updates")), message=_str(m.get("message")),
             autosaves=_int(m.get("autosaves")), K_heldout_live_bits=_float(m.get("K_heldout_live_bits")),

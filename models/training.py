@@ -20,7 +20,8 @@ from typing import Iterator, Literal
 import numpy as np
 import torch
 
-from .bound import LN2, reverse_entropy_per_step, sampled_K_nats, stochastic_K_nats, unit_divisor
+from .bound import reverse_entropy_per_step, unit_divisor
+from .distributed import Launch, LossModule, agree, broadcast_flag, rank_seed, wrap
 from .evaluation import Evaluation, live_K, live_strata
 from .model import DiffusionModel
 from .runtime import make_generator, resolve_device
@@ -105,10 +106,15 @@ class Trainer:
     """Holds a model, its data, optimiser and history; :meth:`run` is the training generator."""
 
     def __init__(self, model: DiffusionModel, data, config: TrainConfig, device: str | torch.device = "cpu",
-                 history: dict | None = None, optimizer_state: dict | None = None, iteration: int = 0):
+                 history: dict | None = None, optimizer_state: dict | None = None, iteration: int = 0,
+                 launch: Launch | None = None):
         self.config = config
+        self.launch = launch  # under torchrun (models.distributed): DDP; rank 0 alone evaluates
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device)
+        # the objective as a module; under a launcher DDP around it, which now broadcasts rank 0's
+        # parameters (before the weight average and the last good state copy them) and averages gradients
+        self.loss_module = wrap(LossModule(self.model, config.steps_per_example), launch, self.device)
         self.data = data
         self.iteration = iteration
         self.history: dict[str, list] = {k: list(v) for k, v in (history or {}).items()}
@@ -117,9 +123,9 @@ class Trainer:
         if model.config.learn_beta:
             groups.append({"params": list(model.schedule.parameters()), "lr": config.beta_lr or config.lr})
         if config.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(groups)
+            self.optimizer = torch.optim.Adam(groups, foreach=True)
         else:  # the reference code's Blocks RMSProp (models/README.md, **Presets and data sets**)
-            self.optimizer = torch.optim.RMSprop(groups, alpha=0.9, eps=1e-10)
+            self.optimizer = torch.optim.RMSprop(groups, alpha=0.9, eps=1e-10, foreach=True)
         for g in self.optimizer.param_groups:
             g["base_lr"] = g["lr"]
         if optimizer_state is not None:
@@ -127,9 +133,14 @@ class Trainer:
         self.ema_model = copy.deepcopy(self.model) if config.ema else None
         self._stop = False
         # data draws use a CPU generator; noise for the model's tensors one on the model's device (CUDA
-        # kernels refuse a CPU generator)
-        self.data_generator = make_generator("cpu", config.seed + iteration)
-        self.generator = make_generator(self.device, config.seed + 1 + iteration)
+        # kernels refuse a CPU generator); each rank of a distributed run draws its own
+        self.data_generator = make_generator("cpu", rank_seed(config.seed + iteration, launch))
+        self.generator = make_generator(self.device, rank_seed(config.seed + 1 + iteration, launch))
+        self._params = [p for p in self.model.parameters()]
+        self._ema_pairs = (([pe for pe in self.ema_model.parameters()], self._params) if self.ema_model is not None
+                           else None)
+        self._loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)  # on device between reports
+        self._loss_n = 0
         self.heldout = data.heldout(config.n_eval).to(self.device)
         self.unit_div = unit_divisor(tuple(data.example_shape))
         self.D = int(np.prod(data.example_shape))
@@ -174,30 +185,44 @@ class Trainer:
     # ---- one update ------------------------------------------------------------------------
     def step(self) -> float:
         """One optimiser update; returns the minibatch loss (−K, bits in the data's unit) or NaN if skipped."""
+        before = self._loss_sum.clone()
+        if not self.update():
+            return float("nan")
+        return float(self._loss_sum - before) * self.D / self.unit_div
+
+    def update(self) -> bool:
+        """One optimiser update; False when skipped (a non-finite loss or gradient). The loss stays on
+        the device (summed into ``_loss_sum``); the one host read is whether the total gradient norm,
+        which clipping computes anyway, is finite (a NaN or Inf anywhere makes it non-finite)."""
         x0 = self.data.sample_train(self.config.batch_size, self.data_generator).to(self.device)
-        if self.config.steps_per_example > 1:
-            K = sampled_K_nats(self.model, x0, self.config.steps_per_example, self.generator)
-        else:
-            K = stochastic_K_nats(self.model, x0, self.generator)
-        loss = -(K.mean() / LN2 / self.D)  # bits per dimension, the scale-free objective
+        loss = self.loss_module(x0, self.generator)
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            return float("nan")
-        loss.backward()
-        grads_ok = all(p.grad is None or torch.isfinite(p.grad).all() for p in self.model.parameters())
-        if not grads_ok:
-            self.optimizer.zero_grad(set_to_none=True)
-            return float("nan")
+        loss.backward()  # under DDP, every rank's gradients are averaged here: all ranks see the same norm
         if self.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(self._params, self.config.grad_clip, foreach=True)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in self._params if p.grad is not None], foreach=True)
+        # under DDP the norm is the same on every rank (a rank-local loss could make them disagree)
+        ok = torch.isfinite(norm) if self.launch is not None else torch.isfinite(norm) & torch.isfinite(loss.detach())
+        if not bool(ok):
+            self.optimizer.zero_grad(set_to_none=True)
+            return False
         self.optimizer.step()
         self.iteration += 1
-        if self.ema_model is not None:
+        if self._ema_pairs is not None:
             with torch.no_grad():
                 d = min(self.config.ema, (1 + self.iteration) / (10 + self.iteration))
-                for pe, p in zip(self.ema_model.parameters(), self.model.parameters()):
-                    pe.mul_(d).add_(p.detach(), alpha=1 - d)
-        return float(loss.detach()) * self.D / self.unit_div
+                torch._foreach_lerp_(self._ema_pairs[0], self._ema_pairs[1], 1 - d)
+        self._loss_sum += loss.detach()
+        self._loss_n += 1
+        return True
+
+    def _interval_loss(self) -> float:
+        """Mean minibatch loss since the last call (bits in the data's unit), NaN when none; a host read."""
+        n, total = self._loss_n, float(self._loss_sum)
+        self._loss_sum.zero_()
+        self._loss_n = 0
+        return total / n * self.D / self.unit_div if n else float("nan")
 
     # ---- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -249,23 +274,31 @@ class Trainer:
     def run(self, ticks: bool = False) -> Iterator[TrainProgress | None]:
         """Train until ``steps``/``seconds`` or :meth:`stop`; yields a record every ``report_every``
         iterations and a final one with ``done=True``. ``ticks``: also yield None after every update,
-        a cheap pause/stop point (time spent suspended there is not training time)."""
+        a cheap pause/stop point (time spent suspended there is not training time). Under a launcher
+        (``launch``), every rank trains, the ranks agree once per update on the time and on stopping,
+        and rank 0 alone evaluates and yields records."""
         c = self.config
+        writer = self.launch is None or self.launch.is_writer
         t0 = time.perf_counter()
         interval_t0, interval_it = t0, self.iteration
-        losses: list[float] = []
+        self._interval_loss()
         skipped, bad_run, n_records = 0, 0, 0
         message = ""
         self.model.train()
-        while not self._finished(time.perf_counter() - t0):
-            self._set_lr(time.perf_counter() - t0)
-            loss = self.step()
+        while True:
+            elapsed, stop_any = agree(self.launch, time.perf_counter() - t0, self._stop, self.device)
+            if stop_any:
+                self._stop = True
+            if self._finished(elapsed):
+                break
+            self._set_lr(elapsed)
+            ok = self.update()
             if ticks:
                 suspended = time.perf_counter()
                 yield None
                 held = time.perf_counter() - suspended
                 t0, interval_t0 = t0 + held, interval_t0 + held
-            if math.isnan(loss):
+            if not ok:
                 skipped += 1
                 bad_run += 1
                 if bad_run >= c.max_bad_steps:
@@ -277,22 +310,23 @@ class Trainer:
                     break
                 continue
             bad_run = 0
-            losses.append(loss)
             if self.iteration % c.report_every == 0:
                 now = time.perf_counter()
                 its = (self.iteration - interval_it) / max(now - interval_t0, 1e-9)
-                ev = self.snapshot(with_samples=(n_records % max(1, c.sample_every) == 0))
+                loss_bits = self._interval_loss()
+                ev = self.snapshot(with_samples=(n_records % max(1, c.sample_every) == 0)) if writer else None
                 n_records += 1
-                if math.isfinite(ev.evaluation.K_bits):
+                if broadcast_flag(self.launch, ev is not None and math.isfinite(ev.evaluation.K_bits), self.device):
                     self.last_good = copy.deepcopy(self.model.state_dict())
-                yield self._record(ev, float(np.mean(losses)) if losses else float("nan"), now - t0, its, skipped,
-                                   False, "")
-                losses = []
+                if writer:
+                    yield self._record(ev, loss_bits, now - t0, its, skipped, False, "")
                 interval_t0, interval_it = time.perf_counter(), self.iteration
         now = time.perf_counter()
         its = (self.iteration - interval_it) / max(now - interval_t0, 1e-9)
         if self.ema_model is not None and not message:
             self.model.load_state_dict(self.ema_model.state_dict())  # the result is the averaged model
-        ev = self.snapshot(with_samples=True)
-        yield self._record(ev, float(np.mean(losses)) if losses else float("nan"), now - t0, its, skipped, True,
-                           message or ("stopped" if self._stop else "finished"))
+        loss_bits = self._interval_loss()
+        if writer:
+            ev = self.snapshot(with_samples=True)
+            yield self._record(ev, loss_bits, now - t0, its, skipped, True,
+                               message or ("stopped" if self._stop else "finished"))

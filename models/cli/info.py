@@ -108,6 +108,8 @@ def run(args, console: Console) -> int:
     p(f"training     {it if it is not None else '?'} iterations"
       + (f", {mm.train_seconds:.1f} s" if mm.train_seconds is not None else "")
       + (f" on {mm.device}" if mm.device else "")
+      + (f", {mm.world_size} processes (torchrun)" if mm.world_size > 1 else "")
+      + (f", effective batch {mm.effective_batch}" if mm.effective_batch else "")
       + f"; history: {info['history_records']} records"
       + ("; optimiser state stored (resumable)" if info["has_optimizer"] else ""))
     if info["heldout_stored"]:

@@ -3,6 +3,7 @@
     dpm train swissroll --seconds 60 --out swissroll.h5
     dpm train --data points.csv --steps 5000 --out mine.h5
     dpm train --resume mine.h5 --out mine.h5
+    torchrun --standalone --nproc_per_node=4 $(command -v dpm) train cifar10 --out c.h5   (DDP, models.distributed)
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
+from .. import distributed
 from ..config import ARCHS, CONV_ARCHS, KERNELS, PARAMS, ModelConfig
 from ..evaluation import Evaluation, eval_batch_size, exact_K
 from ..files import FileError, LoadedModel, load_model, lock_output, save_model
@@ -249,21 +251,39 @@ def _fraction(p: TrainProgress, tc: TrainConfig) -> float | None:
 
 def run(args, argv: Sequence[str], console: Console, device) -> int:
     out = check_out_path(args.out, (".h5", ".hdf5"), "the model file (--out)")
-    with lock_output(out):  # a second `dpm train --out` the same file is refused while this one runs
-        return _run(args, argv, console, device, out)
+    try:
+        launch = distributed.launch_from_env()  # under torchrun: DDP (models/distributed.py)
+    except ValueError as e:
+        fail(str(e))
+    if launch is None:
+        with lock_output(out):  # a second `dpm train --out` the same file is refused while this one runs
+            return _run(args, argv, console, device, out)
+    try:
+        launch, device = distributed.start(launch, device)
+    except (ValueError, RuntimeError) as e:
+        fail(f"torchrun rank {launch.rank}: cannot join the process group ({e})")
+    try:
+        if not launch.is_writer:  # rank 0 alone prints, holds the lock and writes
+            return _run(args, argv, Console(quiet=True), device, out, launch)
+        with lock_output(out):
+            return _run(args, argv, console, device, out, launch)
+    finally:
+        distributed.stop()
 
 
-def _run(args, argv: Sequence[str], console: Console, device, out) -> int:
+def _run(args, argv: Sequence[str], console: Console, device, out, launch=None) -> int:
     st = _setup(args)
     data, tc = st.data, st.config
     try:
         trainer = Trainer(st.model, data, tc, device=device, history=st.history, optimizer_state=st.optimizer,
-                          iteration=st.iteration)
+                          iteration=st.iteration, launch=launch)
     except (ValueError, KeyError, RuntimeError) as e:
         fail(f"{st.resumed_from or data.name}: cannot set up training ({e})")
     c = trainer.model.config
+    world = launch.world_size if launch is not None else 1
     base = st.meta.replace(train_command=shlex.join(["dpm", *argv]), train_config=asdict(tc), budget=st.budget,
-                           device=str(device), resumed_from=st.resumed_from)
+                           device=str(device), resumed_from=st.resumed_from, world_size=world,
+                           effective_batch=world * tc.batch_size)
     heldout_store = data.heldout().numpy() if base.data_source == "file" else None
 
     def save(model: DiffusionModel, meta: ModelMeta) -> None:
@@ -273,6 +293,7 @@ def _run(args, argv: Sequence[str], console: Console, device, out) -> int:
     budget_txt = f"{st.budget['steps']} iterations" if "steps" in st.budget else f"{st.budget['seconds']:g} s"
     console.note(f"training {data.name} ({data.kind} {tuple(data.example_shape)}, {data.unit}): {c.kernel} T={c.T}, "
                  f"{c.arch} net, {trainer.model.count_parameters():,} parameters, on {device}, for {budget_txt}"
+                 + (f", {world} processes ({launch.backend}, effective batch {world * tc.batch_size})" if launch else "")
                  + (f", from iteration {st.iteration} of {st.resumed_from}" if st.resumed_from else ""))
     last_save = time.monotonic()
     n_autosaves = 0
@@ -309,6 +330,8 @@ def _run(args, argv: Sequence[str], console: Console, device, out) -> int:
         except KeyboardInterrupt:
             console.end()
             raise CLIError(f"{out}: training aborted" + ("; the last autosave is in the file" if out.exists() else ""))
+        if launch is not None and not launch.is_writer:
+            return 0  # trained in step with rank 0, which evaluates and writes
         assert final is not None
         if final.message.startswith("training diverged"):
             console.warn(final.message)

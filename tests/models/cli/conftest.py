@@ -47,7 +47,7 @@ def sigterm_at_step(monkeypatch):
     from models.training import Trainer
 
     def arm(n: int) -> None:
-        step = Trainer.step
+        step = Trainer.update
         calls = [0]
 
         def counting(self):
@@ -56,6 +56,6 @@ def sigterm_at_step(monkeypatch):
                 os.kill(os.getpid(), signal.SIGTERM)
             return step(self)
 
-        monkeypatch.setattr(Trainer, "step", counting)
+        monkeypatch.setattr(Trainer, "update", counting)
 
     return arm

@@ -1,0 +1,121 @@
+"""What the trainer and the sampler cost on top of the network they drive, on this machine, in one run.
+
+    python bench/overhead.py [--reps 41] [--block 10] [--json]
+
+Swiss-roll preset (its MLP, T = 40), one CPU thread:
+
+* **training**: the time per step of :meth:`models.training.Trainer.run` (batch 128 × 8 step indices
+  per example = 1,024 network evaluations per step: data draw, noise, the K estimate with its edge terms,
+  the learned β schedule, backward, clipping, Adam, the weight average) over a bare forward + backward of
+  the same network on 1,024 inputs (target ≤ 1.3);
+* **sampling**: :func:`models.sampling.sample` of 1,024 points (T − 1 network steps and the fixed last
+  step) over the bare loop of T − 1 network forwards on 1,024 inputs (target ≤ 1.1).
+
+The machine may be loaded by other work: each repetition times a block of the measured loop and a
+block of its bare counterpart back to back (A/B, in alternating order), and the ratio reported is the
+median of the per-repetition ratios, so load that changes slowly cancels in it. Prints every figure;
+``--json``: one object with ``train_ratio`` and ``sample_ratio`` (and the medians behind them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from models.model import DiffusionModel
+from models.presets import PRESETS, load_data
+from models.runtime import make_generator
+from models.sampling import sample
+from models.training import Trainer
+
+TRAIN_TARGET = 1.3
+SAMPLE_TARGET = 1.1
+
+
+def _timed(fn, n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=41, help="A/B repetitions (default 41)")
+    ap.add_argument("--block", type=int, default=10, help="training steps per timed block (default 10)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+    preset = PRESETS["swissroll"]
+    data = load_data(preset="swissroll")
+    tc = preset.train.__class__(**{**preset.train.__dict__, "steps": None, "seconds": None, "report_every": 10**9,
+                                   "n_eval": 256, "n_samples": 0})
+    n_eval = tc.batch_size * tc.steps_per_example  # network evaluations per training step
+    model = DiffusionModel(preset.model)
+    trainer = Trainer(model, data, tc, device="cpu")
+    run = trainer.run(ticks=True)  # yields None after every update
+
+    net = DiffusionModel(preset.model).net
+    g = make_generator("cpu", 1)
+    x = torch.randn(n_eval, *preset.model.example_shape, generator=g)
+    k = torch.randint(1, preset.model.T, (n_eval,), generator=g)
+
+    def bare_train():
+        net.zero_grad(set_to_none=True)
+        net(x, k).sum().backward()
+
+    def trainer_step():
+        next(run)
+
+    sampler_model = trainer.model  # the same network, in evaluation
+    T = preset.model.T
+    ks = [torch.full((n_eval,), kk, dtype=torch.long) for kk in range(T - 1, 0, -1)]
+
+    @torch.no_grad()
+    def bare_sample():
+        h = x
+        for kk in ks:
+            h = net(h, kk)[:, 0]
+
+    def sampler():
+        sample(sampler_model, n_eval, generator=g)
+
+    for _ in range(3):  # warm-up
+        trainer_step(), bare_train(), bare_sample(), sampler()
+
+    tr, tb, sr, sb, ratios_t, ratios_s = [], [], [], [], [], []
+    for rep in range(args.reps):
+        pair = [(trainer_step, tr), (bare_train, tb)]
+        for fn, out in (pair if rep % 2 == 0 else pair[::-1]):
+            out.append(_timed(fn, args.block))
+        ratios_t.append(tr[-1] / tb[-1])
+        pair = [(sampler, sr), (bare_sample, sb)]
+        for fn, out in (pair if rep % 2 == 0 else pair[::-1]):
+            out.append(_timed(fn, 1))
+        ratios_s.append(sr[-1] / sb[-1])
+        if not args.json:
+            print(f"rep {rep:3d}  train {tr[-1] * 1e3:7.2f} ms / bare {tb[-1] * 1e3:7.2f} ms = {ratios_t[-1]:.3f}   "
+                  f"sample {sr[-1] * 1e3:7.2f} ms / bare {sb[-1] * 1e3:7.2f} ms = {ratios_s[-1]:.3f}", flush=True)
+    res = dict(
+        train_ratio=statistics.median(ratios_t), sample_ratio=statistics.median(ratios_s),
+        train_step_ms=statistics.median(tr) * 1e3, bare_train_ms=statistics.median(tb) * 1e3,
+        sample_ms=statistics.median(sr) * 1e3, bare_sample_ms=statistics.median(sb) * 1e3,
+        network_evaluations_per_step=n_eval, T=T, reps=args.reps, block=args.block, threads=torch.get_num_threads(),
+        train_target=TRAIN_TARGET, sample_target=SAMPLE_TARGET)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"training: {res['train_step_ms']:.2f} ms per step over a bare forward+backward {res['bare_train_ms']:.2f} ms "
+              f"({n_eval} evaluations): median ratio {res['train_ratio']:.3f} (target ≤ {TRAIN_TARGET})")
+        print(f"sampling: {res['sample_ms']:.2f} ms per {n_eval} samples over the bare loop {res['bare_sample_ms']:.2f} ms "
+              f"({T - 1} network steps): median ratio {res['sample_ratio']:.3f} (target ≤ {SAMPLE_TARGET})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
