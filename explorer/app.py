@@ -28,6 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="dpm-explorer", description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", help="open this preset (swissroll, heartbeat, digits, mnist5k, deadleaves, bark)")
     ap.add_argument("--model", help="open this model file (.h5)")
+    ap.add_argument("--watch", metavar="FILE.h5", help="follow a model file a running dpm train keeps autosaving")
     ap.add_argument("--view", choices=VIEWS, default="reverse", help="the central view to show")
     ap.add_argument("--screenshot", metavar="FILE.png", help="render the window offscreen to FILE.png and exit")
     ap.add_argument("--size", default="1440x900", help="window size for --screenshot (WxH)")
@@ -98,7 +99,9 @@ def main(argv=None) -> int:
     win.show()
     if splash is not None:
         splash.finish(win)
-    win.start(model_path=args.model, preset=args.preset)
+    win.start(model_path=args.model if not args.watch else None, preset=args.preset)
+    if args.watch:
+        win.controller.watch_model(args.watch)
     if args.view != "reverse":
         win.set_view(args.view)
     ov = {o.strip() for o in args.overlays.split(",") if o.strip()}

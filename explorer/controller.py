@@ -41,6 +41,7 @@ def default_speed(T: int) -> int:
 
 class Controller(QObject):
     session_ready = Signal()  # a session was applied (tests and --screenshot wait on it)
+    watcher = None  # a explorer.watch.ModelFileWatcher while File ▸ Watch model file… follows a file
 
     def __init__(self, state: AppState, parent: QObject | None = None, *, traj_points: int | None = None):
         super().__init__(parent)
@@ -609,6 +610,29 @@ class Controller(QObject):
             return
         self.open_model(path, recent=False, source="autosave")
 
+    def watch_model(self, path) -> None:
+        """Follow a model file a running ``dpm train`` keeps autosaving (explorer/watch.py): each version
+        that lands is opened like a model file, so K, β, the per-step terms and the samples follow it."""
+        from .watch import ModelFileWatcher
+
+        if not self.confirm_replace(f"watch {Path(path).name}"):
+            return
+        self.stop_watching()
+        self.watcher = ModelFileWatcher(path, device=self.state.device, parent=self)
+        self.watcher.loaded.connect(self._on_watched)
+        self.watcher.failed.connect(lambda msg: self.state.post("warning", f"watching: {msg}"))
+        self.watcher.start()
+        self.state.post("info", f"watching {path}: the model is reopened each time the file is saved")
+
+    def stop_watching(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+
+    def _on_watched(self, sess) -> None:
+        if not self._closed and self.state.training == "idle":
+            self.apply_session(sess)
+
     # =============================================================================================
     def stop_for_close(self) -> None:
         """Stop a training run (≤ 1 s) and keep what it learned, so that it can be saved at exit."""
@@ -622,6 +646,7 @@ class Controller(QObject):
         """Stop every worker and wait for its thread."""
         self._closed = True
         self._eval_pending = False
+        self.stop_watching()
         self._traj_debounce.stop()
         self._live_timer.stop()
         self._autosave_timer.stop()

@@ -155,6 +155,9 @@ class MainWindow(QMainWindow):
                      "Open a .npy/.csv/.h5 file or an image (or drop one on the window)")
         self._action(f, "Open data folder…", self.dialogs.choose_data_folder, None, "A folder of same-size images")
         self._action(f, "Open model…", self.dialogs.choose_model_file, "Ctrl+Shift+O", "Open a model file (.h5)")
+        self._action(f, "Watch model file…", lambda: (p := self.dialogs.ask_path(
+            "model", "Watch model file", "Models (*.h5 *.hdf5);;All files (*)")) and c.watch_model(p), None,
+            "Follow a model file that a running dpm train keeps autosaving (local or under torchrun)")
         self._action(f, "Save model…", self.dialogs.choose_save_model, QKeySequence.Save, "Save the model as HDF5")
         self.recent_menu = f.addMenu("Recent files")
         self._action(f, "Recover autosaved run", c.recover_autosave, None,
