@@ -99,9 +99,10 @@ def main(argv=None) -> int:
     win.show()
     if splash is not None:
         splash.finish(win)
-    win.start(model_path=args.model if not args.watch else None, preset=args.preset)
-    if args.watch:
+    if args.watch:  # the first version of the file is the first session
         win.controller.watch_model(args.watch)
+    else:
+        win.start(model_path=args.model, preset=args.preset)
     if args.view != "reverse":
         win.set_view(args.view)
     ov = {o.strip() for o in args.overlays.split(",") if o.strip()}

@@ -6,7 +6,8 @@ and it works on network file systems, where change notifications often do not). 
 file is read in a worker thread (:func:`explorer.session.model_file_session`: the checked reader of
 :mod:`models.files`, which validates the checksum header before HDF5 sees the file) and ``loaded`` is
 emitted with the session on the GUI thread. ``dpm train`` writes by atomic rename, so a file seen is
-whole; should a read still fail (a file replaced by hand, a copy in progress, a checksum that does not
+whole (when training saves faster than a version is read, each version read is shown and the newest
+is read next); should a read still fail (a file replaced by hand, a copy in progress, a checksum that does not
 match yet), the failure is kept quiet and the file is read again on the next tick. One read at a time;
 a change seen during a read is read after it.
 """
@@ -80,8 +81,8 @@ class ModelFileWatcher(QObject):
         sig, self._reading = self._reading, None
         if not self.active:
             return
-        if file_signature(self.path) != sig:  # replaced while it was read: the newer version is read next
-            return
+        # a version is whole once seen (atomic renames); if a newer one landed while this was read, this
+        # one is shown now and the newer one read on the next tick
         self._seen, self._tries = sig, 0
         self.versions += 1
         self.loaded.emit(sess)
