@@ -135,7 +135,7 @@ def test_autosave_every_report(tmp_path, run):
 def test_sigterm_stops_evaluates_and_saves(tmp_path, run, sigterm_at_step):
     out = tmp_path / "term.h5"
     sigterm_at_step(30)
-    rc, _, err = run("train", "swissroll", "--steps", "10000000", "--out", out, "--T", "10", "--n-eval", "100",
+    rc, _, err = run("train", "swissroll", "--steps", "400", "--out", out, "--T", "10", "--n-eval", "100",
                      "--threads", "1", "--autosave-seconds", "1000")
     assert rc == 0, err
     assert "SIGTERM" in err
