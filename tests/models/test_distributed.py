@@ -104,3 +104,43 @@ def test_torchrun_cli_writes_world_size_and_plain_resume_continues(tmp_path):
                  "--out", str(out2)]) == 0
     meta2 = ModelMeta.from_dict(load_model(out2).meta)
     assert meta2.iterations == 11 and meta2.world_size == 1 and meta2.effective_batch == 32
+
+
+def test_update_skips_a_non_finite_step_with_one_check_and_keeps_the_loss_on_device():
+    """The step every rank takes: a NaN anywhere makes the clipping norm non-finite, and the update is
+    skipped (parameters, optimiser state and iteration untouched); finite losses are summed on the device."""
+    import torch
+
+    from models.model import DiffusionModel
+    from models.presets import PRESETS, load_data
+    from models.training import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    data = load_data(preset="swissroll")
+    tr = Trainer(DiffusionModel(PRESETS["swissroll"].model.replace(T=8)), data,
+                 TrainConfig(steps=None, batch_size=16, n_eval=16, eval_steps=2))
+    assert tr.update() and tr.iteration == 1 and tr._loss_n == 1 and tr._loss_sum.dtype == torch.float64
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    ema_before = [p.detach().clone() for p in tr.ema_model.parameters()]
+    state_before = {k: {n: v.clone() for n, v in s.items()} for k, s in tr.optimizer.state.items()}
+
+    class NaNData:
+        def __getattr__(self, name):
+            return getattr(data, name)
+
+        def sample_train(self, n, generator):
+            x = data.sample_train(n, generator)
+            x[0, 0] = float("nan")
+            return x
+
+    tr.data = NaNData()
+    assert tr.update() is False and tr.iteration == 1 and tr._loss_n == 1
+    for a, b in zip(before, tr.model.parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(ema_before, tr.ema_model.parameters()):
+        assert torch.equal(a, b)
+    for k, s in tr.optimizer.state.items():
+        assert all(torch.equal(v, state_before[k][n]) for n, v in s.items())
+    tr.data = data
+    assert tr.update() and tr.iteration == 2
+    assert np.isfinite(tr._interval_loss()) and tr._loss_n == 0
