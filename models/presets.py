@@ -85,7 +85,7 @@ PRESETS: dict[str, Preset] = {
                       note="bits per RGB pixel (3 channels summed)"),
 }
 
-BUNDLED = ("swissroll", "heartbeat", "digits", "mnist5k", "deadleaves", "bark")
+BUNDLED = ("swissroll", "heartbeat", "digits", "mnist5k", "deadleaves", "bark", "colortex")
 
 
 def get_preset(name: str) -> Preset:

@@ -10,6 +10,7 @@ Writes (see ``resources/LICENSES.md`` for sources and licences):
 - ``data/digits.h5``    ``images`` uint8 [1797, 8, 8] (values 0..16), ``labels`` uint8 [1797]
 - ``data/mnist5k.h5``   ``images`` uint8 [5000, 28, 28] (values 0..255), ``labels`` uint8 [5000]
 - ``data/textures/{brick,grass,gravel}.png``  8-bit greyscale, 512 x 512
+- ``data/textures/{coffee,chelsea}.png``  8-bit RGB colour photographs, 600 x 400 and 451 x 300
 
 The output is deterministic (no HDF5 timestamps), so re-running it leaves the committed files unchanged.
 """
@@ -83,6 +84,12 @@ def make_textures() -> None:
         assert img.shape == (512, 512) and img.dtype == np.uint8, (name, img.shape, img.dtype)
         path = out / f"{name}.png"
         Image.fromarray(img, mode="L").save(path, optimize=True)
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    for name, shape in (("coffee", (400, 600, 3)), ("chelsea", (300, 451, 3))):  # colour, CC0
+        img = getattr(data, name)()
+        assert img.shape == shape and img.dtype == np.uint8, (name, img.shape, img.dtype)
+        path = out / f"{name}.png"
+        Image.fromarray(img, mode="RGB").save(path, optimize=True)
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
 
 

@@ -22,7 +22,7 @@ from models.presets import BUNDLED, PRESETS
 from models.sampling import sample
 
 # held-out examples re-evaluated per model (exact K: T − 1 network passes over this batch)
-N_EVAL = {"swissroll": 200, "heartbeat": 100, "digits": 16, "mnist5k": 4, "deadleaves": 4, "bark": 4}
+N_EVAL = {"swissroll": 200, "heartbeat": 100, "digits": 16, "mnist5k": 4, "deadleaves": 4, "bark": 4, "colortex": 4}
 N_SIGMA = 4.0
 # mean distance (raw units) of Swiss-roll samples to the curve (θ cos θ, θ sin θ), θ ∈ [1.5π, 4.5π];
 # the roll spans about ±14 raw units, its turns are 2π ≈ 6.3 apart. The bundled model (K = 4.89 bits/point,
