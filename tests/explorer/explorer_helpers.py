@@ -32,5 +32,5 @@ def apply_tiny(qtbot, window, T: int = 8, learn_beta: bool = True):
     window.apply_session(tiny_session(T, learn_beta))
     s = window.state
     qtbot.waitUntil(lambda: {"reverse", "forward"} <= set(s.trajectories) and not s.incomplete("reverse")
-                    and not s.incomplete("forward") and s.evaluation is not None, timeout=20000)
+                    and not s.incomplete("forward") and s.evaluation is not None, timeout=60_000)
     return s

@@ -20,7 +20,7 @@ def _train_until_records(qtbot, window, n=1):
     state = window.state
     window.controls.budget.setValue(0)
     window.controls.train.click()
-    qtbot.waitUntil(lambda: len(state.history) >= n, timeout=30000)
+    qtbot.waitUntil(lambda: len(state.history) >= n, timeout=60_000)
     return state
 
 
@@ -30,14 +30,14 @@ def test_autosave_writes_a_model_that_recover_opens(qtbot, window, test_paths):
     apply_tiny(qtbot, window, T=8)
     state = _train_until_records(qtbot, window)
     window.controller.request_autosave()
-    qtbot.waitUntil(path.exists, timeout=10000)
+    qtbot.waitUntil(path.exists, timeout=60_000)
     lm = load_model(path)
     assert lm.meta["autosave"] is True and lm.config.T == 8
     assert len(lm.history["iteration"]) >= 1
     window.controller.stop_training()
-    qtbot.waitUntil(lambda: state.training == "idle", timeout=5000)
+    qtbot.waitUntil(lambda: state.training == "idle", timeout=60_000)
     window.controller.recover_autosave()
-    qtbot.waitUntil(lambda: state.model_path == path, timeout=10000)
+    qtbot.waitUntil(lambda: state.model_path == path, timeout=60_000)
     path.unlink()
 
 
@@ -61,5 +61,5 @@ def test_close_cancel_keeps_the_window_and_the_run(qtbot, window, monkeypatch):
     window.close()
     assert window.isVisible() and state.training == "running"
     window.controller.stop_training()
-    qtbot.waitUntil(lambda: state.training == "idle", timeout=5000)
+    qtbot.waitUntil(lambda: state.training == "idle", timeout=60_000)
     assert window.state.unsaved  # trained, not saved: closing would ask again

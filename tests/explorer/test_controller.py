@@ -28,14 +28,14 @@ def ctl(qapp, one_torch_thread):
 def _apply_tiny(qtbot, ctl, T=8):
     ctl.apply_session(tiny_session(T))
     qtbot.waitUntil(lambda: "reverse" in ctl.state.trajectories and not ctl.state.incomplete("reverse"),
-                    timeout=20000)
+                    timeout=60_000)
     return ctl.state
 
 
 def test_preset_opens_its_bundled_trained_model_and_new_model_an_untrained_one(qtbot, ctl):
     s = ctl.state
     ctl.load_preset("swissroll")
-    qtbot.waitUntil(lambda: s.model is not None, timeout=20000)
+    qtbot.waitUntil(lambda: s.model is not None, timeout=60_000)
     assert s.source == "bundled" and s.preset.name == "swissroll" and s.is_trained
     assert s.model_path == bundled_model("swissroll") and s.recorded is not None
     assert s.origin == "bundled model swissroll"
@@ -72,7 +72,7 @@ def test_every_replacing_action_asks_about_a_trained_unsaved_model(qtbot, ctl, t
     assert len(asked) == 1 and s.model is model and s.unsaved  # Cancel: nothing replaced
     ctl.ask_save = lambda reason: asked.append(reason) or "discard"
     do()
-    qtbot.waitUntil(lambda: s.model is not model, timeout=20000)
+    qtbot.waitUntil(lambda: s.model is not model, timeout=60_000)
     assert len(asked) == 2 and not s.unsaved
 
 
@@ -181,7 +181,7 @@ def test_trajectory_streams_in_and_the_views_match_the_result(qapp):
 def test_cancel_keeps_what_was_computed(qtbot, ctl):
     s = ctl.state
     ctl.apply_session(tiny_session(T=3000))  # long enough to be caught half-way
-    qtbot.waitUntil(lambda: s.trajectory is not None and s.streaming(), timeout=20000)
+    qtbot.waitUntil(lambda: s.trajectory is not None and s.streaming(), timeout=60_000)
     ctl.cancel_trajectory()
     traj = s.trajectory
     assert s.trajectory_fraction["reverse"] == -1.0 and s.incomplete() and not s.streaming()
@@ -279,11 +279,11 @@ def test_a_reopened_model_shows_its_cached_trajectory_at_once(qtbot, ctl, tmp_pa
     save_model(path, sess.model, norm=sess.data.norm.to_dict(), meta={"preset": "swissroll"})
     s = ctl.state
     ctl.open_model(path)
-    qtbot.waitUntil(lambda: s.model is not None and s.trajectory is not None and not s.incomplete(), timeout=20000)
+    qtbot.waitUntil(lambda: s.model is not None and s.trajectory is not None and not s.incomplete(), timeout=60_000)
     first = s.trajectory
-    qtbot.waitUntil(lambda: len(list((tmp_path / "cache").glob("*-reverse.npz"))) == 1, timeout=10000)
+    qtbot.waitUntil(lambda: len(list((tmp_path / "cache").glob("*-reverse.npz"))) == 1, timeout=60_000)
     ctl.open_model(path)
-    qtbot.waitUntil(lambda: s.trajectory is not None and s.trajectory is not first, timeout=20000)
+    qtbot.waitUntil(lambda: s.trajectory is not None and s.trajectory is not first, timeout=60_000)
     assert ctl.traj_worker is None  # nothing computed
     np.testing.assert_array_equal(s.trajectory.frames, first.frames)
     np.testing.assert_array_equal(s.trajectory.drift, first.drift)

@@ -12,15 +12,15 @@ from PIL import Image
 def test_save_model_and_open_it_again(qtbot, window, tmp_path):
     state = apply_tiny(qtbot, window, T=6)
     window.controller.start_training()
-    qtbot.waitUntil(lambda: len(state.history) >= 1, timeout=30000)
+    qtbot.waitUntil(lambda: len(state.history) >= 1, timeout=60_000)
     window.controller.stop_training()
-    qtbot.waitUntil(lambda: state.training == "idle", timeout=2000)
+    qtbot.waitUntil(lambda: state.training == "idle", timeout=60_000)
     path = tmp_path / "mine.h5"
     assert window.controller.save_model_to(path)
     w_saved = {k: v.clone() for k, v in state.model.state_dict().items()}
     state.model = None
     window.open_path(path)
-    qtbot.waitUntil(lambda: state.model is not None, timeout=20000)
+    qtbot.waitUntil(lambda: state.model is not None, timeout=60_000)
     assert state.model_path == path and state.is_trained
     for k, v in state.model.state_dict().items():
         torch.testing.assert_close(v, w_saved[k])
@@ -38,7 +38,7 @@ def test_export_trajectory_and_reopen_it(qtbot, window, tmp_path):
     assert window.controller.export_trajectory(path)
     state.trajectories.clear()
     assert window.open_path(path) is None  # dispatches on the file's format
-    qtbot.waitUntil(lambda: state.trajectory is not None, timeout=5000)
+    qtbot.waitUntil(lambda: state.trajectory is not None, timeout=60_000)
     t2 = state.trajectory
     np.testing.assert_array_equal(t2.frames, traj.frames)
     np.testing.assert_array_equal(t2.t, traj.t)
@@ -70,10 +70,10 @@ def test_binary_data_shows_a_raster(qtbot, window, tmp_path):
     path = tmp_path / "bits.npy"
     np.save(path, x)
     window.controller.open_data(path)
-    qtbot.waitUntil(lambda: window.state.data is not None and window.state.kind == "binary", timeout=20000)
+    qtbot.waitUntil(lambda: window.state.data is not None and window.state.kind == "binary", timeout=60_000)
     window.controls.T.setValue(5)
     window.controls.T.editingFinished.emit()
-    qtbot.waitUntil(lambda: window.state.trajectory is not None and window.state.trajectory.T == 5, timeout=20000)
+    qtbot.waitUntil(lambda: window.state.trajectory is not None and window.state.trajectory.T == 5, timeout=60_000)
     window.trajectory.draw_now()
     img = window.trajectory.image.image
     assert img.shape == (64, 12)  # one row per sequence
@@ -92,11 +92,11 @@ def test_image_data_shows_a_grid(qtbot, window, tmp_path):
     path = tmp_path / "imgs.npy"
     np.save(path, x)
     window.controller.open_data(path)
-    qtbot.waitUntil(lambda: window.state.data is not None and window.state.kind == "images", timeout=20000)
+    qtbot.waitUntil(lambda: window.state.data is not None and window.state.kind == "images", timeout=60_000)
     from models.config import ModelConfig
     window.controller._replace_model(ModelConfig(kernel="gaussian", T=4, example_shape=(1, 6, 6), arch="conv", hidden=4,
                                       conv_layers=1, n_scales=1, dense_layers=1, dense_hidden=4, J=2))
-    qtbot.waitUntil(lambda: window.state.trajectory is not None and window.state.trajectory.T == 4, timeout=30000)
+    qtbot.waitUntil(lambda: window.state.trajectory is not None and window.state.trajectory.T == 4, timeout=60_000)
     window.trajectory.draw_now()
     img = window.trajectory.image.image
     assert img.ndim == 2 and img.shape[0] >= 6 * 4 and img.min() >= 0 and img.max() <= 1
@@ -115,13 +115,13 @@ def test_draw_a_distribution_then_use_it(qtbot, window):
     d.redo()
     assert len(d.points) == n
     d.train_button.click()
-    qtbot.waitUntil(lambda: window.state.data is not None and window.state.data.name == "drawn", timeout=10000)
+    qtbot.waitUntil(lambda: window.state.data is not None and window.state.data.name == "drawn", timeout=60_000)
     s = window.state
     assert s.kind == "points" and s.data.n_train + s.data.n_heldout == n
     z = s.data.sample_train(64, torch.Generator().manual_seed(0))
     assert z.shape == (64, 2) and abs(float(z.mean())) < 1.0
     assert window.tabs.currentWidget() is window.trajectory
-    qtbot.waitUntil(lambda: s.trajectory is not None, timeout=20000)
+    qtbot.waitUntil(lambda: s.trajectory is not None, timeout=60_000)
 
 
 def test_screenshot_writes_a_png(qtbot, tmp_path, one_torch_thread, capsys):

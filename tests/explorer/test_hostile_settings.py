@@ -92,7 +92,7 @@ def test_hostile_window_geometry_and_state_are_reset_with_a_note(tmp_path, qtbot
     st = _hostile_ini(tmp_path, geometry=geometry, windowState=state)
     w = _window(qtbot, st)
     try:
-        qtbot.waitUntil(lambda: any("settings:" in text for _, text in w.state.log), timeout=5000)
+        qtbot.waitUntil(lambda: any("settings:" in text for _, text in w.state.log), timeout=60_000)
         assert "geometry" not in st.allKeys()
         assert w.width() > 0 and w.height() > 0
     finally:

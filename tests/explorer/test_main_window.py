@@ -29,7 +29,7 @@ def test_window_opens_with_a_model_and_shows_its_trajectory(qtbot, window):
 def test_start_opens_the_bundled_trained_model(qtbot, window):
     window.autoplay = True
     window.start()
-    qtbot.waitUntil(lambda: window.state.trajectory is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.state.trajectory is not None, timeout=60_000)
     s = window.state
     assert s.preset.name == "swissroll" and s.source == "bundled" and s.recorded is not None
     assert s.describe().startswith("bundled model swissroll (trained, K = ")
@@ -43,22 +43,22 @@ def test_opens_untrained_swissroll_when_the_bundled_model_is_missing(qtbot, wind
     monkeypatch.setattr(sessions, "bundled_model", lambda _name: None)
     window.autoplay = True
     window.start()
-    qtbot.waitUntil(lambda: window.state.trajectory is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.state.trajectory is not None, timeout=60_000)
     assert window.state.preset.name == "swissroll" and not window.state.is_trained
     assert any("no trained swissroll model is bundled" in text for _lvl, text in window.state.log)
     assert window.trajectory.playing
     n0 = window.trajectory.frames_drawn
-    qtbot.waitUntil(lambda: window.trajectory.frames_drawn > n0 + 2, timeout=5000)  # it is playing
+    qtbot.waitUntil(lambda: window.trajectory.frames_drawn > n0 + 2, timeout=60_000)  # it is playing
 
 
 def test_slider_changes_the_drawn_frame(qtbot, window):
     state = apply_tiny(qtbot, window)
     tp = window.trajectory
     tp.slider.setValue(8)  # t = T: noise
-    qtbot.waitUntil(lambda: tp.time_label.text() == "t = 8 / 8", timeout=2000)
+    qtbot.waitUntil(lambda: tp.time_label.text() == "t = 8 / 8", timeout=60_000)
     a = tp.scatter._xy.copy()
     tp.slider.setValue(0)  # t = 0
-    qtbot.waitUntil(lambda: tp.time_label.text() == "t = 0 / 8", timeout=2000)
+    qtbot.waitUntil(lambda: tp.time_label.text() == "t = 0 / 8", timeout=60_000)
     b = tp.scatter._xy.copy()
     assert state.frame == 0
     assert not np.allclose(a, b)
@@ -67,7 +67,7 @@ def test_slider_changes_the_drawn_frame(qtbot, window):
     window.trajectory.step(+1)
     assert state.frame == 1
     window.set_view("forward")
-    qtbot.waitUntil(lambda: tp.scatter._xy.shape[0] == 300, timeout=2000)
+    qtbot.waitUntil(lambda: tp.scatter._xy.shape[0] == 300, timeout=60_000)
     assert tp.direction.currentData() == "forward"
 
 
@@ -90,8 +90,8 @@ def test_playback_advances_and_loops(qtbot, window):
     tp.speed.setValue(200)
     state.set_frame(8)
     tp.play()
-    qtbot.waitUntil(lambda: state.frame == 0, timeout=3000)
-    qtbot.waitUntil(lambda: state.frame == 8, timeout=3000)  # looped back after a short hold
+    qtbot.waitUntil(lambda: state.frame == 0, timeout=60_000)
+    qtbot.waitUntil(lambda: state.frame == 8, timeout=60_000)  # looped back after a short hold
     tp.toggle_play()
     assert not tp.playing
 
@@ -102,7 +102,7 @@ def test_malformed_model_file_shows_an_error_and_keeps_the_model(qtbot, window, 
     bad = tmp_path / "broken_model.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 50)
     window.open_path(bad)
-    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=60_000)
     assert "broken_model.h5" in window.banner.text
     assert window.banner.level == "error"
     assert state.model is model and state.trajectory is not None
@@ -116,7 +116,7 @@ def test_malformed_data_file_shows_an_error_and_keeps_the_model(qtbot, window, t
     bad = tmp_path / "points.npy"
     bad.write_bytes(b"not a numpy file at all")
     window.open_path(bad)
-    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=60_000)
     assert "points.npy" in window.banner.text
     assert state.model is model
     assert any(level == "error" and "points.npy" in text for level, text in state.log)
@@ -136,12 +136,12 @@ def test_dropping_a_npy_file_loads_it_as_data(qtbot, window, tmp_path):
     np.save(path, spiral_points(300, seed=3))
     ev = _drop(window, [path])
     assert ev.isAccepted()
-    qtbot.waitUntil(lambda: window.state.data is not None and window.state.data.name == "my_points", timeout=20000)
+    qtbot.waitUntil(lambda: window.state.data is not None and window.state.data.name == "my_points", timeout=60_000)
     s = window.state
     assert s.kind == "points" and s.data.example_shape == (2,)
     assert not s.is_trained and s.model.config.example_shape == (2,)
     assert str(path.resolve()) in s.recent
-    qtbot.waitUntil(lambda: s.trajectories.get("forward") is not None, timeout=20000)
+    qtbot.waitUntil(lambda: s.trajectories.get("forward") is not None, timeout=60_000)
 
 
 def test_drop_ignores_non_file_payloads(qtbot, window, monkeypatch, tmp_path):
@@ -256,7 +256,7 @@ def test_drops_are_copies_and_the_preset_box_names_the_data(qtbot, window, tmp_p
     np.save(path, spiral_points(300, seed=5))
     ev = _drop(window, [path])
     assert ev.dropAction() == Qt.CopyAction
-    qtbot.waitUntil(lambda: window.state.data is not None and window.state.data.name == "dropped", timeout=20000)
+    qtbot.waitUntil(lambda: window.state.data is not None and window.state.data.name == "dropped", timeout=60_000)
     assert path.exists()
     box = window.controls.preset
     assert window.state.source == "data" and box.currentText() == "data file dropped"
@@ -264,7 +264,7 @@ def test_drops_are_copies_and_the_preset_box_names_the_data(qtbot, window, tmp_p
     for x in np.linspace(-0.5, 0.5, 20):
         window.draw.paint_at(float(x), float(x) ** 2)
     window.draw.train_button.click()
-    qtbot.waitUntil(lambda: window.state.source == "drawn", timeout=10000)
+    qtbot.waitUntil(lambda: window.state.source == "drawn", timeout=60_000)
     assert box.currentText() == "drawn points"
 
 
@@ -278,7 +278,7 @@ def test_a_model_switch_clears_the_old_models_messages_and_inpaint_form(qtbot, w
     assert not window.banner.isVisible()
     if window.inpaint is not None:
         page = window.inpaint
-        qtbot.waitUntil(lambda: page.page == "image", timeout=10000)
+        qtbot.waitUntil(lambda: page.page == "image", timeout=60_000)
         digits_samples = page.samples_spin.value()
         page.samples_spin.setValue(digits_samples + 3)  # the user changed the form
     window.apply_session(sessions.bundled_session("swissroll"))

@@ -39,7 +39,7 @@ def test_schedule_curves_are_the_kernel_bounds_in_bits(state):
 def test_set_betas_emits_and_keeps_the_network(qtbot, state):
     net = {k: v.clone() for k, v in state.model.state_dict().items() if not k.startswith("schedule.")}
     beta = np.linspace(1e-3, 0.3, 10)
-    with qtbot.waitSignals([state.schedule_changed, state.curves_changed], timeout=1000):
+    with qtbot.waitSignals([state.schedule_changed, state.curves_changed], timeout=60_000):
         state.set_betas(beta)
     np.testing.assert_allclose(state.model.schedule().detach().numpy()[0], 1e-3)
     np.testing.assert_allclose(state.curves.beta, beta)

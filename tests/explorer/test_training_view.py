@@ -21,12 +21,12 @@ def test_training_updates_pauses_resumes_and_stops_within_a_second(qtbot, window
     window.controls.train.click()
     assert state.training == "running"
     assert not window.controls.train.isEnabled() and window.controls.stop.isEnabled()
-    qtbot.waitUntil(lambda: len(state.history) >= 2, timeout=30000)
+    qtbot.waitUntil(lambda: len(state.history) >= 2, timeout=60_000)
 
     # updates reached every plot (each panel redraws a little later, staggered)
     qtbot.waitUntil(lambda: len(window.k_curve.heldout.getData()[0]) >= 2 and len(window.terms.terms.getData()[0]) > 0
                     and len(window.samples.scatter) > 0 and len(window.entropy.model_entropy.getData()[0]) > 0,
-                    timeout=5000)
+                    timeout=60_000)
     x, y = window.k_curve.heldout.getData()
     assert len(x) >= 2 and np.all(np.isfinite(y))
     assert len(window.terms.terms.getData()[0]) > 0  # per-t bound terms
@@ -52,12 +52,12 @@ def test_training_updates_pauses_resumes_and_stops_within_a_second(qtbot, window
     # resume: updates again
     window.controls.pause.click()
     assert state.training == "running"
-    qtbot.waitUntil(lambda: _iteration(window) > it0, timeout=10000)
-    qtbot.waitUntil(lambda: len(state.history) > n_records, timeout=30000)
+    qtbot.waitUntil(lambda: _iteration(window) > it0, timeout=60_000)
+    qtbot.waitUntil(lambda: len(state.history) > n_records, timeout=60_000)
 
     # stop: the worker stops at its next step and trains no further (how fast: bench/gui_latency.py)
     window.controls.stop.click()
-    qtbot.waitUntil(lambda: state.training == "idle", timeout=10000)
+    qtbot.waitUntil(lambda: state.training == "idle", timeout=60_000)
     assert math.isfinite(window.controller.last_stop_latency_s)
     it_stopped = state.iteration
     qtbot.wait(300)
@@ -66,14 +66,14 @@ def test_training_updates_pauses_resumes_and_stops_within_a_second(qtbot, window
     assert state.train_history["iteration"]
     assert any("training stopped" in text for _l, text in state.log)
     # the trajectory is recomputed from the trained model
-    qtbot.waitUntil(lambda: state.trajectory is not None, timeout=20000)
+    qtbot.waitUntil(lambda: state.trajectory is not None, timeout=60_000)
 
 
 def test_a_time_budget_ends_training_by_itself(qtbot, window):
     state = apply_tiny(qtbot, window, T=6, learn_beta=False)
     window.controls.budget.setValue(2)
     window.controller.start_training()
-    qtbot.waitUntil(lambda: state.training == "idle", timeout=30000)
+    qtbot.waitUntil(lambda: state.training == "idle", timeout=60_000)
     assert state.last_progress.done and state.last_progress.message == "finished"
     assert state.last_progress.seconds >= 2.0
 
@@ -108,7 +108,7 @@ def test_beta_edit_changes_alpha_bar_bounds_and_cap(qtbot, window):
     sp.reset_edits()
     np.testing.assert_allclose(state.curves.alpha_bar, abar0)
     # the trajectory is recomputed for the edited schedule (debounced)
-    qtbot.waitUntil(lambda: state.trajectory is not None, timeout=20000)
+    qtbot.waitUntil(lambda: state.trajectory is not None, timeout=60_000)
 
 
 def test_dragging_a_handle_with_the_mouse_edits_beta(qtbot, window):
@@ -148,7 +148,7 @@ def test_dragging_a_handle_with_the_mouse_edits_beta(qtbot, window):
 
     for ev in (FakeDrag(-1.0, start=True), FakeDrag(-0.7), FakeDrag(-0.5, finish=True)):
         sp.handles.mouseDragEvent(ev)
-    qtbot.waitUntil(lambda: state.schedule_source == "drawn", timeout=2000)
+    qtbot.waitUntil(lambda: state.schedule_source == "drawn", timeout=60_000)
     qtbot.wait(20)
     k = int(round(sp._handle_t[2])) - 1
     assert abs(state.curves.beta[k] - 10 ** -0.5) < 0.02
@@ -159,9 +159,9 @@ def test_schedule_is_read_only_while_training_and_after(qtbot, window):
     state = apply_tiny(qtbot, window, T=6)
     window.controller.start_training()
     assert not window.schedule.editable and not window.schedule.handles.isVisible()
-    qtbot.waitUntil(lambda: len(state.history) >= 1, timeout=30000)
+    qtbot.waitUntil(lambda: len(state.history) >= 1, timeout=60_000)
     window.controller.stop_training()
-    qtbot.waitUntil(lambda: state.training == "idle", timeout=2000)
+    qtbot.waitUntil(lambda: state.training == "idle", timeout=60_000)
     assert not window.schedule.editable
     assert "trained" in window.schedule.hint.text()
 
@@ -174,4 +174,4 @@ def test_named_schedule_and_T_edits_rebuild_an_untrained_model(qtbot, window):
     c.T.setValue(12)
     c.T.editingFinished.emit()
     assert state.model.T == 12 and state.curves.T == 12
-    qtbot.waitUntil(lambda: state.trajectory is not None and state.trajectory.T == 12, timeout=20000)
+    qtbot.waitUntil(lambda: state.trajectory is not None and state.trajectory.T == 12, timeout=60_000)

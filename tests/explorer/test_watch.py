@@ -51,7 +51,7 @@ def test_watched_file_updates_the_app_as_it_is_replaced(qtbot, ctl, tmp_path):
     s = ctl.state
     ctl.watch_model(path)
     ctl.watcher._timer.setInterval(50)
-    qtbot.waitUntil(lambda: s.model is not None and ctl.watcher.versions == 1, timeout=20000)
+    qtbot.waitUntil(lambda: s.model is not None and ctl.watcher.versions == 1, timeout=60_000)
     first_beta = _betas(s.model)
     np.testing.assert_allclose(first_beta, _betas(trainer.model), rtol=1e-12)
     assert s.iteration == 3 and s.model_path == path
@@ -71,13 +71,13 @@ def test_watched_file_updates_the_app_as_it_is_replaced(qtbot, ctl, tmp_path):
 
     # the next autosave (an atomic replace of a whole, further-trained file) is applied
     _save(path, trainer, data)
-    qtbot.waitUntil(lambda: ctl.watcher.versions == 2, timeout=20000)
+    qtbot.waitUntil(lambda: ctl.watcher.versions == 2, timeout=60_000)
     assert s.iteration == 23
     np.testing.assert_allclose(_betas(s.model), _betas(trainer.model), rtol=1e-12)
     assert not np.allclose(_betas(s.model), first_beta)  # the learned β moved, and the app shows it
     for a, b in zip(s.model.parameters(), trainer.model.parameters()):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=0, atol=0)
-    qtbot.waitUntil(lambda: "reverse" in s.trajectories, timeout=20000)  # samples redrawn from the new model
+    qtbot.waitUntil(lambda: "reverse" in s.trajectories, timeout=60_000)  # samples redrawn from the new model
 
     ctl.stop_watching()
     assert ctl.watcher is None
