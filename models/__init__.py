@@ -36,6 +36,7 @@ p̃ ∝ p·r (Eq. 22, App. C)    posterior.py: the per-step pieces (``Clamp``, `
                             regions); images.py: pixels, masks and image writers
 vocabularies                config.py: ``KINDS``, ``UNITS``, ``KERNELS``, ``PARAMS``, ``METHODS``, ...
 training                    training.py: ``Trainer(...).run()`` yields ``TrainProgress``
+several processes          distributed.py: ``dpm train`` under torchrun (DDP around the loss; rank 0 writes)
 sampling                    sampling.py: ``reverse_steps`` / ``forward_steps`` yield ``Step(t, x)``
 data sets                   data/: ``load_preset``, ``load_file`` (models/README.md, Presets and data sets)
 model files (HDF5)          files/: ``save_model`` / ``load_model`` (one checked reader: files/hdf5.py;
