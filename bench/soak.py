@@ -5,11 +5,16 @@ For ``--minutes`` (default 10) the real main window runs offscreen with, all at 
 * training in the background (the ``swissroll`` preset, or ``--preset``), until stopped, with the app's
   live trajectory refresh (a snapshot every 4 s) and live plots;
 * the trajectory animation playing in a loop (the Trajectory tab is shown; every ``--tab-cycle`` seconds
-  the Inpaint tab is shown for 5 s, so that its result view is painted too; 0 = never);
-* inpainting runs one after another in the window's InpaintPanel: ``resources/models/bark.h5`` (loaded
-  with ``models.files.load_model`` and given to ``InpaintPanel.set_model``), a ``--crop``×``--crop`` centre
-  crop of ``resources/data/textures/brick.png`` with the panel's default centre mask, clamp method,
-  ``--samples`` samples, a new seed each run.
+  the inpainting tab is shown for 5 s, so that its result view is painted too; 0 = never);
+* inpainting runs one after another in an InpaintPanel (explorer/panels/inpaint) on ``--model``
+  (``resources/models/bark.h5``). The panel follows the model of the AppState it is given, and the
+  window's state holds the model being trained, so this panel gets an AppState of its own holding the
+  bark model (``models.files.load_model`` then ``AppState.set_session`` without data, as
+  tests/explorer/test_inpaint.py does) and is added to the window's central tabs as "Inpaint (soak)";
+  the window's own Inpaint tab follows the trained model. Each run: a ``--crop``×``--crop`` centre crop
+  of ``resources/data/textures/brick.png`` (``InpaintPanel.set_image``) with the page's default centre
+  mask, the clamp method, ``--samples`` samples, a new seed (each run copies the state's model, as the
+  panel does whenever training is idle).
 
 Measured:
 
@@ -18,7 +23,8 @@ Measured:
   first minute (MB/min) and the maximum;
 * event-loop stall: a 10 ms QTimer probe (PreciseTimer); lateness of each tick, p50 / p99 / max (ms),
   the count over 50 ms and the five worst as [seconds into the soak, ms];
-* training iterations during the soak; inpainting runs completed (and started, failed, median seconds);
+* training iterations during the soak; inpainting runs completed (and started, failed, median seconds;
+  errors are the panel's state's "error" messages);
 * for finding a leak: Python objects by type (``gc``) and the window's QObject children, at 1 minute
   and at the end (the biggest growths are printed); ``--tracemalloc`` adds the top allocation sites
   that grew after the first minute (slows the app);
@@ -133,6 +139,8 @@ def main(argv=None) -> int:
     configure_pyqtgraph()
     from explorer import session as sessions
     from explorer.main_window import MainWindow
+    from explorer.panels.inpaint import InpaintPanel
+    from explorer.state import AppState
     from models import images as I
     from models.files import load_model
 
@@ -170,9 +178,9 @@ def main(argv=None) -> int:
     win = MainWindow(settings, autoplay=True, traj_points=args.points)
     win.resize(1440, 900)
     win.show()
-    st, tp, panel = win.state, win.trajectory, win.inpaint
-    if panel is None:
-        print("the main window has no Inpaint view (explorer/panels/inpaint.py missing or failing)", file=sys.stderr)
+    st, tp, ctl = win.state, win.trajectory, win.controller  # the window delegates its actions
+    if win.inpaint is None:
+        print("the main window has no Inpaint view (explorer/panels/inpaint missing or failing)", file=sys.stderr)
         return 2
 
     # ---- session, trajectory animation -----------------------------------------------------------
@@ -185,32 +193,40 @@ def main(argv=None) -> int:
 
     # ---- the inpainting panel: bark model, a centre crop of brick.png, the default centre mask ------
     loaded = load_model(args.model)
-    panel.set_model(loaded)
+    ist = AppState()  # the inpainting panel's own state (see the module docstring)
+    ist.set_session(loaded.model, None, path=Path(args.model), norm=loaded.norm)
+    panel = InpaintPanel(ist)
+    win.tabs.addTab(panel, "Inpaint (soak)")
+    ipage = panel.image_page
+
+    def last_problem() -> str:
+        return next((f"{lvl}: {text}" for lvl, text in reversed(ist.log) if lvl in ("warning", "error")), "")
+
     px = I.coerce_image(Path(args.image))  # float32 [C, H, W] in [0, 1]
     H, W = px.shape[-2:]
     c = min(args.crop, H, W)
     r0, c0 = (H - c) // 2, (W - c) // 2
     crop = np.ascontiguousarray(px[:, r0:r0 + c, c0:c0 + c])
     if not panel.set_image(crop, name=f"{Path(args.image).name} centre {c}×{c}"):
-        print(f"the Inpaint view refused the image: {panel.banner_text}", file=sys.stderr)
+        print(f"the inpainting panel refused the image: {last_problem()}", file=sys.stderr)
         return 2
-    panel.task_combo.setCurrentIndex(panel.task_combo.findData("inpaint"))
-    panel.method_combo.setCurrentIndex(panel.method_combo.findData("clamp"))
+    ipage.task_combo.setCurrentIndex(ipage.task_combo.findData("inpaint"))
+    ipage.method_combo.setCurrentIndex(ipage.method_combo.findData("clamp"))
     panel.samples_spin.setValue(args.samples)
-    known = panel.mask_model.known
-    if panel.kind != "image" or panel.prepared is None or known.all():
-        print(f"the Inpaint view is not ready (kind {panel.kind!r}, prepared {panel.prepared is not None}, "
-              f"hole {int((~known).sum())} px)", file=sys.stderr)
+    known = ipage.mask_model.known
+    if panel.page != "image" or ipage.prepared is None or known.all() or ipage.method != "clamp":
+        print(f"the inpainting panel is not ready (page {panel.page!r}, prepared {ipage.prepared is not None}, "
+              f"method {ipage.method!r}, hole {int((~known).sum())} px)", file=sys.stderr)
         return 2
     inpaint_desc = (f"{Path(args.model).name} (T = {loaded.model.T}) on {Path(args.image).name} centre {c}×{c}, "
                     f"hole {int((~known).sum())} px, clamp, {args.samples} sample(s)")
 
     # ---- training in the background --------------------------------------------------------------
     win.controls.budget.setValue(0)  # until stopped
-    win.start_training()
-    wait(lambda: win.train_worker is not None and win.train_worker.trainer is not None and len(st.history) >= 1,
+    ctl.start_training()
+    wait(lambda: ctl.train_worker is not None and ctl.train_worker.trainer is not None and len(st.history) >= 1,
          "the first training record")
-    worker = win.train_worker
+    worker = ctl.train_worker
     trainer = worker.trainer
     log(f"training {args.preset}; inpainting {inpaint_desc}; soak {args.minutes:g} min")
 
@@ -251,7 +267,7 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         qt = qt_counts()  # first: findChildren creates Python wrappers, which then count in both snapshots
         marks[label] = {"qt": qt, "types": type_counts(), "rss": proc_status_mb(),
-                        "old_workers": len(win._old_workers), "log": len(st.log), "history": len(st.history)}
+                        "old_workers": len(ctl._old_workers), "log": len(st.log), "history": len(st.history)}
         if args.tracemalloc:
             import tracemalloc
 
@@ -274,7 +290,7 @@ def main(argv=None) -> int:
         else:
             runs["failed_to_start"] += 1
             if runs["failed_to_start"] <= 3:
-                log(f"an inpainting run did not start: {panel.banner_text!r}")
+                log(f"an inpainting run did not start: {last_problem()!r}")
             QTimer.singleShot(2000, start_run)
 
     def on_result():
@@ -283,6 +299,11 @@ def main(argv=None) -> int:
     def on_running(on: bool):
         if on:
             return
+        # the panel emits running_changed(False) before it judges the run (and emits result_ready), in
+        # the same slot: the outcome is counted once control is back in the event loop
+        QTimer.singleShot(0, run_ended)
+
+    def run_ended():
         if runs["t0"] is not None:
             runs["durations"].append(time.perf_counter() - runs["t0"])
             runs["t0"] = None
@@ -294,14 +315,16 @@ def main(argv=None) -> int:
         if not done["flag"]:
             QTimer.singleShot(int(args.gap * 1000), start_run)
 
-    def on_panel_error(text: str):
+    def on_panel_message(level: str, text: str):
+        if level != "error":
+            return
         runs["errors"] += 1
         if runs["errors"] <= 3:
-            log(f"Inpaint view error: {text}")
+            log(f"inpainting panel error: {text}")
 
     panel.result_ready.connect(on_result)
     panel.running_changed.connect(on_running)
-    panel.error.connect(on_panel_error)
+    ist.message.connect(on_panel_message)
 
     def sample():
         t = now_s()
@@ -335,7 +358,7 @@ def main(argv=None) -> int:
         if args.tab_cycle <= 0:
             return
         t = now_s() % args.tab_cycle
-        want = win._inpaint_page if t >= args.tab_cycle - 5.0 else win.trajectory
+        want = panel if t >= args.tab_cycle - 5.0 else win.trajectory
         if win.tabs.currentWidget() is not want:
             win.tabs.setCurrentWidget(want)
 
@@ -383,10 +406,10 @@ def main(argv=None) -> int:
     traj_frames = tp.frames_drawn
     panel.cancel(wait=True)
     try:  # let the cancelled run's queued signals land before training stops (see the report)
-        wait(lambda: panel._thread is None, "the inpainting run to wind down", 30)
+        wait(lambda: not panel.is_running, "the inpainting run to wind down", 30)
     except TimeoutError:
         hangs.append("the inpainting run did not wind down within 30 s of cancel(wait=True)")
-    win.stop_training()
+    ctl.stop_training()
     try:
         wait(lambda: st.training == "idle", "training to stop", 30)
         stop_ok = True
@@ -446,11 +469,12 @@ def main(argv=None) -> int:
         "history_records": len(st.history),
         "autosaves": sum(1 for _lvl, text in st.log if text.startswith("autosaved")),
         "app_warnings": sum(1 for lvl, _text in st.log if lvl in ("warning", "error")),
+        "inpaint_warnings": sum(1 for lvl, _text in ist.log if lvl == "warning"),
         "hangs": hangs,
         "app_exceptions": len(app_errors),
         "app_exception_messages": app_errors[:10],
         "training_stopped_cleanly": stop_ok,
-        "stop_latency_ms": round(1000 * win.last_stop_latency_s, 1),
+        "stop_latency_ms": round(1000 * ctl.last_stop_latency_s, 1),
         "object_growth_after_1min": grow_types,
         "qt_object_growth_after_1min": grow_qt,
         "rss_samples": [[round(t, 1), round(m, 1)] for t, m in rss],

@@ -506,12 +506,19 @@ class InpaintPanel(QWidget):
         worker.errored.connect(lambda e, r=run: self._on_error(r, e))
         worker.finished.connect(lambda r=run, w=worker: self._on_finished(r, w))
         self._live.add(worker)  # kept until its thread is done, even once the panel has dropped the run
-        worker.finished.connect(lambda w=worker: self._live.discard(w))
+        worker.finished.connect(lambda w=worker: self._release(w))
         self._worker, self._done_event, self._stop_event = worker, done, stop
         self._set_running(True)
         self.status_label.setText("running…")
         self._pool.start(worker)
         return True
+
+    def _release(self, worker) -> None:
+        """A run's thread is done: forget its worker. The slots connected in :meth:`run` hold the worker and
+        the run (model copy, frames) through Qt, a cycle Python's gc cannot see, so they are disconnected."""
+        self._live.discard(worker)
+        for sig in (worker.yielded, worker.errored, worker.finished):
+            sig.disconnect()
 
     def cancel(self, wait: bool = False) -> None:
         """Stop the run between two steps (the states so far stay). ``wait``: block until its thread is
