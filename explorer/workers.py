@@ -16,12 +16,13 @@ import dataclasses
 import math
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QThread, QTimer, Signal
 from superqt.utils import create_worker
 
 from models.model import DiffusionModel
@@ -352,9 +353,24 @@ def run_task(fn: Callable, *args, on_result: Callable | None = None, on_error: C
     worker = create_worker(fn, *args, _start_thread=False, _connect=connect or None,
                            _ignore_errors=on_error is None, **kwargs)
     _LIVE_TASKS.add(worker)  # keep the Python object (and its signals) alive until the task ends
-    worker.finished.connect(lambda: _LIVE_TASKS.discard(worker))
+    worker.finished.connect(lambda: _release_task(worker))
     worker.start()
     return worker
+
+
+def _release_task(worker) -> None:
+    """A task ended: forget its worker. The slots connected to it (this one holds the worker; the
+    caller's hold their own closures) are held through Qt, a cycle Python's gc cannot see, so they are
+    disconnected once the finished signal has reached every slot."""
+    _LIVE_TASKS.discard(worker)
+
+    def disconnect():
+        with warnings.catch_warnings():  # PySide warns for a signal with nothing connected
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for sig in (worker.returned, worker.errored, worker.finished):
+                sig.disconnect()
+
+    QTimer.singleShot(0, disconnect)
 
 
 def wait_for_tasks(timeout_ms: int = 5000) -> bool:

@@ -291,3 +291,22 @@ def test_a_reopened_model_shows_its_cached_trajectory_at_once(qtbot, ctl, tmp_pa
     s.last_progress = object()
     ctl.compute_trajectories()
     assert ctl.traj_worker is not None
+
+
+def test_finished_tasks_are_freed(qtbot):
+    """A run_task job's worker, arguments and callbacks are freed once it ends (they were held through
+    Qt by the slots connected to the worker, a cycle gc cannot see)."""
+    import gc
+
+    from explorer.workers import _LIVE_TASKS, run_task
+
+    class Arg:  # stands for a task's arguments (a data set, a model)
+        pass
+
+    got = []
+    for _ in range(3):
+        run_task(lambda a: 1, Arg(), on_result=got.append)
+    qtbot.waitUntil(lambda: len(got) == 3 and not _LIVE_TASKS, timeout=60_000)
+    qtbot.wait(50)
+    gc.collect()
+    assert not [o for o in gc.get_objects() if type(o) is Arg]
