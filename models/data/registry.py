@@ -52,28 +52,26 @@ def _read_bundled_h5(relative: str) -> np.ndarray:
         return r.numeric(r.child(r.f, "images", "dataset 'images'"), "dataset 'images'")
 
 
-@functools.lru_cache(maxsize=1)
-def _textures() -> tuple[np.ndarray, ...]:
+def _bundled_photos(names: tuple[str, ...], channels: int, what: str) -> tuple[np.ndarray, ...]:
+    """The bundled photographs ``names`` as read-only [channels, H, W] uint8 arrays."""
     out = []
-    for name in TEXTURES:
+    for name in names:
         a, maxval = _read_image_raw(_bundled(f"textures/{name}.png"))
-        if maxval != 255 or a.shape[0] != 1:
-            raise DataError(f"{DATA_DIR / 'textures' / (name + '.png')}: expected an 8-bit grey image")
+        if maxval != 255 or a.shape[0] != channels:
+            raise DataError(f"{DATA_DIR / 'textures' / (name + '.png')}: expected an 8-bit {what} image")
         a.flags.writeable = False
         out.append(a)
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=1)
+def _textures() -> tuple[np.ndarray, ...]:
+    return _bundled_photos(TEXTURES, 1, "grey")
 
 
 @functools.lru_cache(maxsize=1)
 def _colour_photos() -> tuple[np.ndarray, ...]:
-    out = []
-    for name in COLOUR_PHOTOS:
-        a, maxval = _read_image_raw(_bundled(f"textures/{name}.png"))
-        if maxval != 255 or a.shape[0] != 3:
-            raise DataError(f"{DATA_DIR / 'textures' / (name + '.png')}: expected an 8-bit RGB image")
-        a.flags.writeable = False
-        out.append(a)
-    return tuple(out)
+    return _bundled_photos(COLOUR_PHOTOS, 3, "RGB")
 
 
 def _swissroll_norm(noise: float) -> Normalization:

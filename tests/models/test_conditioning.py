@@ -26,7 +26,7 @@ from models.kernels import GaussianDist
 from models.model import DiffusionModel
 from models.paths import MODELS_DIR
 
-NORM = {"mean": 0.45, "std": 0.25, "levels": 256}
+from image_helpers import NORM, conv_model, hole, image, loaded  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -39,27 +39,6 @@ def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-def conv_model(T=10, C=1, hw=8, seed=0) -> DiffusionModel:
-    torch.manual_seed(seed)
-    cfg = ModelConfig(kernel="gaussian", T=T, example_shape=(C, hw, hw), arch="conv", hidden=4, conv_layers=1,
-                      n_scales=2, dense_layers=1, dense_hidden=8, J=3, time_features=0)
-    return DiffusionModel(cfg).eval()
-
-
-def loaded(model, norm=NORM) -> LoadedModel:
-    return LoadedModel(model=model, norm=dict(norm), history={}, meta={})
-
-
-def image(h=8, w=8, seed=0, c=None) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    shape = (h, w) if c is None else (h, w, c)
-    return rng.integers(0, 256, shape).astype(np.uint8)
-
-
-def hole(h=8, w=8) -> np.ndarray:
-    known = np.ones((h, w), bool)
-    known[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = False
-    return known
 
 
 def last(steps):
