@@ -6,12 +6,12 @@ Reading never trusts the file (models/README.md, **File formats** and **Limits**
 1. the path must be a regular file of at most :data:`MAX_FILE_BYTES` (no FIFO, device or folder);
 2. a file that starts with our 512-byte header has its SHA-256 checked before HDF5 parses a byte;
 3. a file this process did not write itself (and that is not one of the product's bundled resources)
-   is first parsed by a separate Python process that can be
-   killed (:func:`probe`): it walks every link and object, refuses links other than hard links
-   (soft, external, user-defined), virtual datasets, external raw storage, filters other than the
-   standard ones, declared sizes over the limits, and reads every byte; the HDF5 library can loop
-   forever or crash on some damaged files, and then only that process is lost, after
-   :func:`parse_timeout` seconds;
+   is first parsed by a separate Python process that can be killed (:func:`probe`, through
+   :mod:`.worker`): it walks every link and object, refuses links other than hard links (soft,
+   external, user-defined), virtual datasets, external raw storage, filters other than the standard
+   ones, declared sizes over the limits, and reads every byte; the HDF5 library can loop forever or
+   crash on some damaged files, and then only that process is lost, after :func:`parse_timeout`
+   seconds;
 4. the file is then opened here, and :class:`Reader` checks each object again before reading it
    (hard link, storage, declared size against the limit, dtype, shape).
 
@@ -20,18 +20,12 @@ message starts with the path; lists in messages are bounded (:func:`~models.file
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
 import json
 import math
 import os
 import re
-import select
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -41,6 +35,8 @@ import numpy as np
 
 from .atomic import atomic_write
 from .errors import FileError, check_regular_file, human_bytes, listing
+from .worker import KillableWorker, is_bundled
+from .worker import available as worker_available
 
 __all__ = [
     "MAX_FILE_BYTES", "MAX_DATASET_BYTES", "MAX_TOTAL_BYTES", "MAX_LINKS", "MAX_ATTRIBUTE_BYTES",
@@ -239,84 +235,20 @@ def parse_timeout(nbytes: int) -> float:
     return PARSE_TIMEOUT_S + PARSE_SECONDS_PER_GIB * nbytes / 1024**3
 
 
-class _ProbeWorker:
-    """One long-lived worker process per process (started on first use, restarted after a kill), so
-    each probe costs a round trip, not an interpreter start. Requests are serialised."""
+def _probe_env(env: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in env.items() if not k.startswith("HDF5_PLUGIN")}
+    env["HDF5_PLUGIN_PATH"] = ""  # never load filter plugins
+    return env
+
+
+class _ProbeWorker(KillableWorker):
+    """The probe's process (:class:`~models.files.worker.KillableWorker`) running :data:`_PROBE_SOURCE`."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.proc: subprocess.Popen | None = None
-        self.buffer = b""
-
-    def _start(self) -> subprocess.Popen:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HDF5_PLUGIN")}
-        env["HDF5_PLUGIN_PATH"] = ""  # never load filter plugins
-        # -P: no script folder or working directory on sys.path (a stray h5py.py there is never imported)
-        flags = ["-P"] if sys.version_info >= (3, 11) else ["-I"]
-        self.buffer = b""
-        return subprocess.Popen([sys.executable, *flags, "-c", _PROBE_SOURCE], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(OSError):
-                self.proc.kill()
-            with contextlib.suppress(Exception):
-                self.proc.wait(5)
-            for pipe in (self.proc.stdin, self.proc.stdout):
-                with contextlib.suppress(Exception):
-                    pipe.close()
-        self.proc = None
-
-    def _read_line(self, timeout: float) -> dict | None:
-        """The worker's next JSON line; None when it died; TimeoutError after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self.buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.kill()
-                raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:  # the worker died
-                self.kill()
-                return None
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        try:
-            answer = json.loads(line)
-        except ValueError:
-            self.kill()
-            return None
-        return answer if isinstance(answer, dict) else None
-
-    def ask(self, request: dict, timeout: float) -> dict | None:
-        """The worker's answer; None when it died (crashed); TimeoutError when it took too long (the
-        time a new worker takes to start is not counted)."""
-        with self.lock:
-            if self.proc is None or self.proc.poll() is not None:
-                self.kill()
-                self.proc = self._start()
-                try:
-                    if self._read_line(_WORKER_START_S) is None:
-                        raise OSError("the checking process exited at start")
-                except TimeoutError:
-                    raise OSError(f"the checking process did not start in {_WORKER_START_S:.0f} s") from None
-            try:
-                self.proc.stdin.write((json.dumps(request) + "\n").encode())
-                self.proc.stdin.flush()
-            except OSError:
-                self.kill()
-                return None
-            return self._read_line(timeout)
+        super().__init__(lambda: _PROBE_SOURCE, what="the checking process", env_update=_probe_env)
 
 
-_WORKER_START_S = 120.0
 _WORKER = _ProbeWorker()
-atexit.register(_WORKER.kill)
 
 
 def probe(p: Path, error: type[FileError], *, max_dataset_bytes: int = MAX_DATASET_BYTES,
@@ -328,7 +260,7 @@ def probe(p: Path, error: type[FileError], *, max_dataset_bytes: int = MAX_DATAS
     key = (os.path.realpath(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, max_dataset_bytes, max_total_bytes)
     if key in _PROBED:
         return
-    if not sys.executable or os.name == "nt":  # pragma: no cover - no second interpreter, or no select() on pipes
+    if not worker_available():  # pragma: no cover - no second interpreter, or no select() on pipes
         return
     limit = parse_timeout(st.st_size) if timeout is None else timeout
     request = dict(path=os.fspath(p), max_ds=max_dataset_bytes, max_total=max_total_bytes, max_links=MAX_LINKS,
@@ -528,7 +460,7 @@ def open_hdf5(path: str | os.PathLike[str], error: type[FileError] = FileError, 
             digest = verify_header(p, fh, error)
     except OSError as e:
         raise error(p, f"cannot be read ({e.strerror or e})") from None
-    if (digest is None or digest not in _TRUSTED_DIGESTS) and not _bundled(p):
+    if (digest is None or digest not in _TRUSTED_DIGESTS) and not is_bundled(p):
         probe(p, error, max_dataset_bytes=max_dataset_bytes, max_total_bytes=max_total_bytes, timeout=timeout)
     try:
         f = h5py.File(p, "r", locking=False)
@@ -541,17 +473,6 @@ def open_hdf5(path: str | os.PathLike[str], error: type[FileError] = FileError, 
         raise
     except Exception as e:  # anything h5py, numpy or json raise on a damaged file
         raise error(p, f"the file is corrupt or unreadable ({type(e).__name__}: {str(e)[:200]})") from None
-
-
-def _bundled(p: Path) -> bool:
-    """True for the files shipped with the product (models.paths.RESOURCES): installed with the code,
-    so trusted as the code is, and not worth a probe at every start."""
-    from ..paths import RESOURCES
-
-    try:
-        return Path(os.path.realpath(p)).is_relative_to(os.path.realpath(RESOURCES))
-    except (OSError, ValueError):
-        return False
 
 
 def sniff_format(path: str | os.PathLike[str]) -> str:
