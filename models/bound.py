@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .kernels import gather
 from .kernels.gaussian import beta1_cap_bits_per_dim
 from .model import DiffusionModel
 
@@ -82,6 +83,51 @@ def stochastic_K_nats(model: DiffusionModel, x0: torch.Tensor, generator=None, s
     kl = step_kl(model, x0, k, s, _noise_like(model, x0, generator))
     e = _edge(model, x0, s)
     return -(T - 1) * kl.to(torch.float64) - e["prior_kl"] - e["h_x1_given_x0"] + e["edge"]
+
+
+def check_objective(objective: str, config) -> str:
+    """``objective`` if the model ``config`` can train with it, else a ValueError saying why."""
+    from .config import OBJECTIVES
+
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if objective == "hybrid" and (config.kernel != "gaussian" or config.param != "posterior"):
+        raise ValueError("the hybrid objective needs the Gaussian kernel and the 'posterior' (ε-style) "
+                         f"parameterisation; this model has kernel {config.kernel!r}, param {config.param!r}")
+    return objective
+
+
+def hybrid_terms(model: DiffusionModel, x0: torch.Tensor, n_steps: int = 1, generator=None, s=None):
+    """The pieces of the hybrid objective for an ε-style Gaussian model, per example [B]: the mean
+    squared noise error ‖ε̂ − ε‖²/D and the estimate of K (nats) with the reverse mean held fixed
+    (its value is K's; only its gradient differs). Steps as :func:`stochastic_K_nats` (``n_steps`` = 1)
+    or :func:`sampled_K_nats`.
+
+    ε̂ − ε is read off the means: with x^{k+1} = √ᾱ·x^0 + √(1 − ᾱ)·ε, the forward posterior mean is
+    μ̃ = (x^{k+1} − β/√(1 − ᾱ)·ε)/√(1 − β) and the model's is the same with ε̂, so
+    ε̂ − ε = (μ̃ − μ)·√(1 − β)·√(1 − ᾱ)/β."""
+    s = model.schedule_tensors() if s is None else s
+    T, B = model.T, x0.shape[0]
+    m = max(1, min(int(n_steps), T - 1))
+    if m == 1:
+        k = torch.randint(1, T, (B,), generator=generator, device=x0.device)
+        x_rep = x0
+    else:
+        u = torch.rand(B, 1, generator=generator, device=x0.device)
+        j = torch.arange(m, device=x0.device)[None]
+        k = (1 + torch.floor((j + u) * (T - 1) / m)).long().clamp(1, T - 1).reshape(-1)
+        x_rep = x0.repeat_interleave(m, dim=0)
+    noise = _noise_like(model, x_rep, generator)
+    x_t = model.kernel.q_sample(x_rep, k, s, noise)
+    p = model.reverse_step(x_t, k, s)
+    q = model.kernel.q_posterior(x_rep, x_t, k, s)
+    inv_scale = gather(torch.sqrt(1 - s.beta) * torch.sqrt(1 - s.alpha_bar) / s.beta, k, x_rep)
+    dims = tuple(range(1, x_rep.dim()))
+    mse = ((q.mean - p.mean) * inv_scale).pow(2).mean(dim=dims).reshape(B, m).mean(1)
+    kl = q.kl(type(p)(p.mean.detach(), p.var)).reshape(B, m)
+    e = _edge(model, x0, s)
+    K = -((T - 1) / m) * kl.to(torch.float64).sum(1) - e["prior_kl"] - e["h_x1_given_x0"] + e["edge"]
+    return mse, K
 
 
 def sampled_K_nats(model: DiffusionModel, x0: torch.Tensor, n_steps: int, generator=None, s=None) -> torch.Tensor:

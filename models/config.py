@@ -29,6 +29,9 @@ KERNEL_PARAMS: dict[str, tuple[str, ...]] = {"gaussian": ("paper", "code", "post
 Method = Literal["clamp", "annealed", "repaint", "smc"]
 METHODS: tuple[str, ...] = ("clamp", "annealed", "repaint", "smc")
 REGION_METHODS: tuple[str, ...] = ("shift", "smc")
+#: Training objectives (models/README.md, Training objective): the paper's −K, or the noise regression
+#: plus 1/T of −K for the variance (ε-style Gaussian models).
+OBJECTIVES: tuple[str, ...] = ("K", "hybrid")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .bound import LN2, sampled_K_nats, stochastic_K_nats
+from .bound import LN2, check_objective, hybrid_terms, sampled_K_nats, stochastic_K_nats
 
 __all__ = ["Launch", "launch_from_env", "start", "stop", "LossModule", "wrap", "agree", "rank_seed",
            "broadcast_flag", "RANK_SEED_STRIDE"]
@@ -102,23 +102,35 @@ def rank_seed(seed: int, launch: Launch | None) -> int:
 
 class LossModule(nn.Module):
     """The training objective as a module, so that DDP's reducer sees every parameter it uses:
-    forward(x0 [B, *S], generator) → −K per dimension in bits (a 0-d float64 tensor), estimated with
-    one random step per example (:func:`models.bound.stochastic_K_nats`) or ``steps_per_example``
-    stratified steps (:func:`models.bound.sampled_K_nats`); §2.4.1, the β gradient by
-    reparameterisation."""
+    forward(x0 [B, *S], generator) → (objective, −K per dimension in bits), both 0-d tensors.
 
-    def __init__(self, model: nn.Module, steps_per_example: int = 1):
+    −K is estimated with one random step per example (:func:`models.bound.stochastic_K_nats`) or
+    ``steps_per_example`` stratified steps (:func:`models.bound.sampled_K_nats`); §2.4.1, the β gradient
+    by reparameterisation. With ``objective="K"`` (the paper's) the objective is that −K. With
+    ``objective="hybrid"`` (Gaussian kernel, ε-style ``posterior`` parameterisation only; Nichol &
+    Dhariwal 2021's L_hybrid) it is the mean squared error of the predicted noise, ‖ε̂ − ε‖² per
+    dimension, plus 1/T of −K computed with the reverse mean held fixed, so the mean learns from the
+    noise regression and the variance from the bound (models/README.md, **Training objective**).
+    The reported −K is the same number either way."""
+
+    def __init__(self, model: nn.Module, steps_per_example: int = 1, objective: str = "K"):
         super().__init__()
         self.model = model
         self.steps_per_example = int(steps_per_example)
+        self.objective = check_objective(objective, model.config)
         self.D = int(torch.Size(model.config.example_shape).numel())
 
-    def forward(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, x0: torch.Tensor, generator: torch.Generator | None = None):
+        if self.objective == "hybrid":
+            mse, K = hybrid_terms(self.model, x0, self.steps_per_example, generator)
+            neg_K = -(K.mean() / LN2 / self.D)
+            return mse.mean() + neg_K / self.model.T, neg_K.detach()
         if self.steps_per_example > 1:
             K = sampled_K_nats(self.model, x0, self.steps_per_example, generator)
         else:
             K = stochastic_K_nats(self.model, x0, generator)
-        return -(K.mean() / LN2 / self.D)  # bits per dimension, the scale-free objective
+        neg_K = -(K.mean() / LN2 / self.D)  # bits per dimension, the scale-free objective
+        return neg_K, neg_K.detach()
 
 
 def wrap(module: LossModule, launch: Launch | None, device: torch.device) -> nn.Module:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import distributed
-from ..config import ARCHS, CONV_ARCHS, KERNELS, PARAMS, ModelConfig
+from ..bound import check_objective
+from ..config import ARCHS, CONV_ARCHS, KERNELS, OBJECTIVES, PARAMS, ModelConfig
 from ..evaluation import Evaluation, eval_batch_size, exact_K
 from ..files import FileError, LoadedModel, load_model, lock_output, save_model
 from ..metadata import ModelMeta, RecordedK, model_meta
@@ -51,6 +52,9 @@ def add_parser(sub, device_args) -> None:
     lb.add_argument("--fixed-beta", dest="learn_beta", action="store_false", help="keep the β schedule fixed")
     t.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH, "examples per batch"), metavar="N")
     t.add_argument("--lr", type=positive_float, metavar="X", help="learning rate")
+    t.add_argument("--objective", choices=OBJECTIVES,
+                   help="K: the paper's bound; hybrid: noise regression + K/T for the variance (ε-style Gaussian "
+                        "models; the image presets' default)")
     t.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
     t.add_argument("--resume", metavar="MODEL.h5",
                    help="continue training a model file: weights, optimiser state, iteration count and history")
@@ -118,11 +122,18 @@ def _model_config(args, data, preset: Preset | None, what: str) -> ModelConfig:
         fail(f"{what}: {e}")
 
 
-def _train_config(base: TrainConfig, changes: dict, args) -> TrainConfig:
+def _train_config(base: TrainConfig, changes: dict, args, model_config: ModelConfig) -> TrainConfig:
     for key, val in (("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
-                     ("report_every", args.report_every)):
+                     ("report_every", args.report_every), ("objective", args.objective)):
         if val is not None:
             changes[key] = val
+    objective = changes.get("objective", base.objective)
+    try:
+        check_objective(objective, model_config)
+    except ValueError as e:
+        if args.objective is not None:
+            fail(f"--objective {args.objective}: {e}")
+        changes["objective"] = "K"  # the template's objective does not fit a model changed by other options
     try:
         return TrainConfig(**{**asdict(base), **changes})
     except (TypeError, ValueError) as e:
@@ -207,7 +218,7 @@ def _setup(args) -> _Setup:
         changes = dict(steps=iteration + int(budget["steps"]) if "steps" in budget else None,
                        seconds=seconds_before + float(budget["seconds"]) if "seconds" in budget else None,
                        n_samples=0, n_eval=min(tc.n_eval, data.n_heldout))
-        tc = _train_config(tc, changes, args)
+        tc = _train_config(tc, changes, args, model.config)
         opt = lm.optimizer
         if opt is not None and args.lr is not None:  # the stored state would otherwise restore the old lr
             for g in opt.get("param_groups", []):
@@ -232,7 +243,7 @@ def _setup(args) -> _Setup:
     else:
         budget = {"seconds": template_train.seconds}
     tc = _train_config(template_train, dict(steps=budget.get("steps"), seconds=budget.get("seconds"), n_samples=0,
-                                            n_eval=min(template_train.n_eval, data.n_heldout)), args)
+                                            n_eval=min(template_train.n_eval, data.n_heldout)), args, mc)
     return _Setup(data=data, meta=meta, model=model, config=tc, budget=budget)
 
 
