@@ -5,6 +5,11 @@ drive them with an ``AppState`` and no window.
 Data flows one way: an action → a worker iterates a :mod:`models` generator in its thread → its plain
 results arrive here on the GUI thread → written into the state → panels redraw from the state.
 
+Opening anything (a model, data file or folder, image, trajectory, preset, or a path whose kind is
+found from its content) reads the file in a worker while the status bar says so; the window stays
+responsive, and a failure is posted as an error while the current model stays. A newer open supersedes
+one still loading: the older one's result (or error) is dropped when it arrives.
+
 Questions that need a person (Save/Discard/Cancel, where to save, which folder) go through three
 callables the window sets: ``ask_save(reason)`` → "save" | "discard" | "cancel", ``choose_save_path()``
 → a path or None, ``choose_folder(title)`` → a folder or None. Without a window, nobody is asked: an
@@ -41,6 +46,7 @@ def default_speed(T: int) -> int:
 
 class Controller(QObject):
     session_ready = Signal()  # a session was applied (tests and --screenshot wait on it)
+    trajectory_opened = Signal()  # a trajectory file was opened and shown
     watcher = None  # a explorer.watch.ModelFileWatcher while File ▸ Watch model file… follows a file
 
     def __init__(self, state: AppState, parent: QObject | None = None, *, traj_points: int | None = None):
@@ -59,6 +65,8 @@ class Controller(QObject):
         self._eval_token = None
         self._closed = False
         self._autosave_pending = False
+        self._open_seq = 0  # the newest open; an older one's result is dropped (see the module docstring)
+        self._opening = ""  # the name of the open in progress, "" when none
         self._live_timer = QTimer(self, interval=int(LIVE_TRAJECTORY_S * 1000))
         self._live_timer.timeout.connect(self._live_trajectory)
         self._traj_debounce = QTimer(self, singleShot=True, interval=250)
@@ -69,7 +77,7 @@ class Controller(QObject):
 
     # =============================================================================================
     # helpers
-    def _task(self, fn, *args, busy: str, on_result, path=None, **kw) -> None:
+    def _task(self, fn, *args, busy: str, on_result, path=None, on_error=None, **kw) -> None:
         if self._closed:
             return
         s = self.state
@@ -87,9 +95,37 @@ class Controller(QObject):
                 return
             if s.busy == busy:
                 s.set_busy("")
-            self.report_error(exc, path)
+            if on_error is not None:
+                on_error(exc)
+            else:
+                self.report_error(exc, path)
 
         run_task(fn, *args, on_result=done, on_error=failed, **kw)
+
+    def _open_task(self, fn, *args, name: str, busy: str, on_result, path=None, **kw) -> None:
+        """An open (see the module docstring): ``fn`` runs in a worker; its result goes to ``on_result``
+        and its error is posted, unless a newer open started meanwhile."""
+        if self._opening and self._opening != name:
+            self.state.post("info", f"opening {name} instead of {self._opening} (still loading; dropped)")
+        self._open_seq += 1
+        token = self._open_seq
+        self._opening = name
+
+        def current() -> bool:
+            if token != self._open_seq:
+                return False
+            self._opening = ""
+            return True
+
+        def done(result):
+            if current():
+                on_result(result)
+
+        def failed(exc):
+            if current():
+                self.report_error(exc, path)
+
+        self._task(fn, *args, busy=busy, on_result=done, on_error=failed, path=path, **kw)
 
     def report_error(self, exc, path=None) -> None:
         msg = str(exc) or type(exc).__name__
@@ -142,7 +178,7 @@ class Controller(QObject):
         if trained:
             data_kw["device"] = self.state.device
         what = f"the trained {name} model" if trained else f"an untrained {name} model"
-        self._task(fn, name, busy=f"opening {what}", on_result=self.apply_session, **data_kw)
+        self._open_task(fn, name, name=what, busy=f"opening {what}", on_result=self.apply_session, **data_kw)
 
     def open_model(self, path, recent: bool = True, source: str = "file") -> None:
         if not self.confirm_replace(f"open {Path(path).name}"):
@@ -155,8 +191,8 @@ class Controller(QObject):
             if recent:
                 self.state.add_recent(path)
 
-        self._task(sessions.model_file_session, path, busy=f"opening {path.name}", on_result=apply, path=path,
-                   device=self.state.device)
+        self._open_task(sessions.model_file_session, path, name=path.name, busy=f"opening {path.name}",
+                        on_result=apply, path=path, device=self.state.device)
 
     def apply_session(self, sess: sessions.Session) -> None:
         s = self.state
@@ -240,8 +276,8 @@ class Controller(QObject):
         if not self.confirm_replace(f"open {Path(path).name}"):
             return
         path = Path(path)
-        self._task(sessions.data_file_session, path, busy=f"loading {path.name}",
-                   on_result=lambda data: self.use_data(data, path, ask=False), path=path)
+        self._open_task(sessions.data_file_session, path, name=path.name, busy=f"loading {path.name}",
+                        on_result=lambda data: self.use_data(data, path, ask=False), path=path)
 
     def use_data(self, data, path=None, *, source: str = "data", ask: bool = True) -> None:
         """Make ``data`` the data set, with an untrained model suited to it (the current model's
@@ -270,21 +306,28 @@ class Controller(QObject):
         self.use_data(data, source="drawn")
 
     def open_path(self, path) -> None:
-        """Open whatever ``path`` is: a model, a trajectory, or data (file or folder)."""
+        """Open whatever ``path`` is: a model, a trajectory, or data (file or folder). Its kind is found
+        in a worker (an HDF5 file's content is parsed to tell them apart), then it is opened as such."""
         p = Path(path)
-        if not p.exists():
-            bundled = sessions.bundled_model(str(path))
-            if bundled is None:
+
+        def kind_of(p: Path) -> tuple[str, Path | None]:
+            if not p.exists():
+                bundled = sessions.bundled_model(str(p))
+                return ("", None) if bundled is None else ("model", bundled)
+            return files.path_kind(p), p
+
+        def dispatch(found) -> None:
+            kind, where = found
+            if where is None:
                 self.state.post("error", f"{p}: no such file or folder")
-                return
-            p = bundled
-        kind = files.path_kind(p)
-        if kind == "trajectory":
-            self.open_trajectory(p)
-        elif kind == "model":
-            self.open_model(p)
-        else:
-            self.open_data(p)
+            elif kind == "trajectory":
+                self.open_trajectory(where)
+            elif kind == "model":
+                self.open_model(where)
+            else:
+                self.open_data(where)
+
+        self._open_task(kind_of, p, name=p.name, busy=f"opening {p.name}", on_result=dispatch, path=p)
 
     # =============================================================================================
     # trajectories
@@ -544,13 +587,14 @@ class Controller(QObject):
         s.settings_changed.emit()  # labels: where the model is saved
         return True
 
-    def open_trajectory(self, path) -> bool:
+    def open_trajectory(self, path) -> None:
+        """Read a trajectory file in a worker and show it (``trajectory_opened`` then); on failure the
+        error is posted and what was shown stays."""
         path = Path(path)
-        try:
-            traj, curves, history = files.read_trajectory(path)
-        except files.OPEN_ERRORS as e:
-            self.report_error(e, path)
-            return False
+        self._open_task(files.read_trajectory, path, name=path.name, busy=f"opening {path.name}",
+                        on_result=lambda result: self._show_trajectory_file(path, *result), path=path)
+
+    def _show_trajectory_file(self, path: Path, traj, curves, history) -> None:
         s = self.state
         self._cancel_trajectory()
         s.set_direction(traj.direction)
@@ -563,7 +607,7 @@ class Controller(QObject):
         s.add_recent(path)
         s.post("info", f"opened trajectory {path.name}: {traj.direction}, {traj.frames.shape[1]} {traj.kind}, "
                        f"T = {traj.T} (Resample replaces it with one from the current model)")
-        return True
+        self.trajectory_opened.emit()
 
     def export_trajectory(self, path) -> bool:
         s = self.state

@@ -215,6 +215,7 @@ class MainWindow(QMainWindow):
         self.draw.use_points.connect(self._use_drawn_points)
         self.schedule.edited.connect(k.schedule_edited)
         k.session_ready.connect(self._on_session_ready)
+        k.trajectory_opened.connect(self._on_trajectory_opened)
         s.message.connect(lambda level, text: self.statusBar().showMessage(text, 10000 if level == "info" else 30000))
         s.busy_changed.connect(self._on_busy)
         s.recent_changed.connect(self._fill_recent_menu)
@@ -284,13 +285,13 @@ class MainWindow(QMainWindow):
     def open_path(self, path) -> None:
         self.controller.open_path(path)
 
-    def open_trajectory(self, path) -> bool:
-        ok = self.controller.open_trajectory(path)
-        if ok:
-            self.set_view(self.state.direction)
-            if self.autoplay:
-                self.trajectory.play()
-        return ok
+    def open_trajectory(self, path) -> None:
+        self.controller.open_trajectory(path)  # read in a worker; shown by _on_trajectory_opened
+
+    def _on_trajectory_opened(self) -> None:
+        self.set_view(self.state.direction)
+        if self.autoplay:
+            self.trajectory.play()
 
     def export_gif(self, path, max_frames: int = 120, fps: float = 15.0) -> bool:
         s, tp = self.state, self.trajectory

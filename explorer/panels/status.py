@@ -1,5 +1,6 @@
 """The status bar's permanent widgets: the K shown (:meth:`explorer.state.AppState.k_reading`),
-iterations per second, the device, and a progress bar for training or a trajectory being computed."""
+iterations per second, the device, and a progress bar for training or a trajectory being computed
+(moving without an end while a file or preset is being opened, :attr:`explorer.state.AppState.busy`)."""
 from __future__ import annotations
 
 import math
@@ -24,7 +25,7 @@ class StatusWidgets:
         for w in (self.speed_label, self.device_label, self.progress_bar):
             bar.addPermanentWidget(w)
         for sig in (state.training_changed, state.progress_added, state.session_changed, state.evaluated,
-                    state.trajectory_progress, state.settings_changed):
+                    state.trajectory_progress, state.settings_changed, state.busy_changed):
             sig.connect(lambda *_a: self.update())
         self.update()
 
@@ -44,6 +45,10 @@ class StatusWidgets:
         else:
             self.k_label.setText("")
         p, bar = s.last_progress, self.progress_bar
+        frac = s.trajectory_fraction.get(s.direction, 1.0)
+        busy = bool(s.busy) and s.training not in ("running", "paused", "stopping") and not 0.0 <= frac < 1.0
+        bar.setRange(0, 0 if busy else 1000)  # 0..0: Qt's busy indicator
+        bar.setToolTip(s.busy if busy else "")
         if s.training in ("running", "paused", "stopping"):
             its = p.its_per_s if p is not None else float("nan")
             self.speed_label.setText(f"{its:,.1f} it/s" if math.isfinite(its) else "")
@@ -56,7 +61,6 @@ class StatusWidgets:
                 bar.setFormat(f"{s.training} · it {s.iteration:,}")
             return
         self.speed_label.setText("")
-        frac = s.trajectory_fraction.get(s.direction, 1.0)
         if 0.0 <= frac < 1.0:
             bar.setValue(int(frac * 1000))
             bar.setFormat(f"trajectory {100 * frac:.0f} %")
