@@ -37,7 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=120.0, help="with --screenshot: give up waiting after this many s")
     ap.add_argument("--wait", type=float, default=8.0,
                     help="with --screenshot: seconds after start to wait for the whole trajectory before "
-                         "saving what has been computed so far (it streams in)")
+                         "saving what has been computed so far (it streams in; a first pass over every "
+                         "step for a few examples is waited for)")
     return ap.parse_args(argv)
 
 
@@ -135,7 +136,8 @@ def _screenshot(app, win, args) -> int:
         if traj is None:
             return False
         if time.perf_counter() - T0 > args.wait and win.trajectory.frames_drawn > 0:
-            return True  # what has streamed in so far
+            # what has streamed in so far, but a first pass (every step for a few examples) is waited for
+            return not (traj.n_ready is not None and int(traj.t[0]) > 0 and win.state.streaming())
         if win.state.incomplete() or (win.state.data is not None and win.state.evaluation is None):
             return False  # the whole trajectory, and the entropy and bound-term plots filled in
         if state["seen"] is None:
@@ -158,9 +160,14 @@ def _screenshot(app, win, args) -> int:
         shown = win.state.describe()
         if traj is not None:
             frac = win.state.trajectory_fraction.get(traj.direction, 1.0)
-            shown += (f"; {traj.direction} trajectory t = {int(traj.t[0])}..{traj.T}"
-                      + (" complete" if frac >= 1.0 else f", {100 * max(frac, 0):.0f} % computed")
-                      + f", showing t = {int(traj.t[win.state.frame])}")
+            n, n_ready = int(traj.frames.shape[1]), traj.n_ready
+            if n_ready is not None and int(traj.t[0]) == 0 and frac >= 0:  # first pass in, the rest computing
+                done = f" for {n_ready} of {n} examples (the other {n - n_ready} computing)"
+            else:
+                done = (f" for {n_ready} of {n} examples" if n_ready is not None else "") + (
+                    " complete" if frac >= 1.0 else f", {100 * max(frac, 0):.0f} % computed")
+            shown += (f"; {traj.direction} trajectory t = {int(traj.t[0])}..{traj.T}{done}"
+                      f", showing t = {int(traj.t[win.state.frame])}")
         ok = win.grab().save(args.screenshot)
         if not ok:
             print(f"dpm-explorer: could not write {args.screenshot}", file=sys.stderr)

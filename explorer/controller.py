@@ -362,6 +362,7 @@ class Controller(QObject):
             w.partial.connect(self._on_partial)
         w.progress.connect(self._on_traj_progress)
         w.failed.connect(lambda msg: self.state.post("error", msg))
+        w.first_pass_done.connect(self._start_evaluation)  # the evaluation waits for the first pass
         w.finished.connect(self._start_evaluation)
         self.traj_worker = w
         w.start()
@@ -453,6 +454,9 @@ class Controller(QObject):
         s = self.state
         if (self._closed or not self._eval_pending or s.training != "idle" or s.model is None
                 or s.data is None):
+            return
+        w = self.traj_worker  # the first pass of the trajectory gets the CPU first (it is what the user sees)
+        if w is not None and not w.first_pass_complete and not w.isFinished():
             return
         self._eval_pending = False
         try:

@@ -85,7 +85,10 @@ class Trajectory:
     (ascending). Points are in normalised model space, binary and images in display space ([0, 1]).
 
     ``drift``: points only, float32 [S, G·G, 2]: the reverse drift f_μ(x, t) − x of the step that
-    leaves x^t (k = t − 1) on the grid ``drift_grid`` [G·G, 2]; NaN rows at t = 0."""
+    leaves x^t (k = t − 1) on the grid ``drift_grid`` [G·G, 2]; NaN rows at t = 0.
+
+    ``n_ready``: while a reverse run is computed in two passes, only examples [0, n_ready) hold states;
+    the others are placeholders until the second pass lands (None: every example is computed)."""
 
     direction: str
     frames: np.ndarray
@@ -95,6 +98,7 @@ class Trajectory:
     drift: np.ndarray | None = None
     drift_grid: np.ndarray | None = None
     source: str = ""
+    n_ready: int | None = None
 
     @property
     def n_frames(self) -> int:

@@ -5,14 +5,17 @@ touched here, and no job hooks into a model.
 * :class:`TrainWorker` iterates ``Trainer(...).run(ticks=True)``: the trainer yields after every update,
   and those yields are the pause, stop and snapshot points (a Stop lands within one training step, or
   one report's evaluation). Pausing is not calling ``next``; the trainer does not count that time.
-* :class:`TrajectoryWorker` iterates ``forward_steps`` / ``reverse_steps`` once, caching every kept x^t
+* :class:`TrajectoryWorker` iterates ``forward_steps`` / ``reverse_steps``, caching every kept x^t
   as float32 ``[S, N, *shape]``; the part computed so far is handed over as it grows (the first frame
-  at once), so the view can play it while the rest is computed.
+  at once), so the view can play it while the rest is computed. A reverse run of images or binary
+  data whose N examples would take long is computed in two passes: first every step for the few
+  examples that fit in about ``FIRST_PASS_S`` (sized from the measured time per step), then the rest.
 * :func:`run_task` runs a plain function (loading a file or a preset) in Qt's thread pool.
 """
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import threading
 import time
@@ -32,6 +35,11 @@ from models.training import TrainConfig, Trainer
 from .state import Trajectory
 
 STREAM_EVERY_S = 0.25  # hand over the growing trajectory this often
+FIRST_PASS_S = 2.0  # a reverse run expected to take longer computes a first pass of this many seconds
+SPLIT_KINDS = ("images", "binary")  # kinds whose reverse run may be split (a grid or raster of examples)
+PENDING_FILL = 0.9  # display value of the examples a first pass leaves for later (a light grey tile / row)
+STEP_COST_FIXED = 0.15  # share of a step's time that does not shrink with the batch (first-pass sizing)
+PROBE_STEPS = (3, 8, 0.15)  # time per step: at least 3 and at most 8 steps, ≥ 0.15 s, after one warm-up step
 
 
 @dataclass(frozen=True)
@@ -198,7 +206,10 @@ class TrajectoryRequest:
     x0: [N, *S] normalised data for the forward run (None: no forward run); n: reverse samples;
     display: normalised → display space (binary/images; None keeps values); max_frames and max_bytes
     bound the cache (every stride-th t is kept, always t = 0 and t = T); drift_grid: G for a G×G grid
-    of reverse drifts on [−extent, extent]² (2-D points only; 0 = none)."""
+    of reverse drifts on [−extent, extent]² (2-D points only; 0 = none). first_pass: for images and
+    binary data, the reverse run first computes every step for this many examples (seed ``seed``), then
+    the other n − first_pass (seed ``seed + 1``); None sizes it so that the first pass takes about
+    ``first_pass_s`` (:func:`first_pass_size`), and a run that fits in that time is one pass."""
 
     model: DiffusionModel
     kind: str
@@ -212,6 +223,8 @@ class TrajectoryRequest:
     drift_grid: int = 0
     extent: float = 3.2
     source: str = ""
+    first_pass: int | None = None  # reverse examples of the first pass (None: sized from the step time; ≥ n: one pass)
+    first_pass_s: float = FIRST_PASS_S
 
 
 def kept_times(T: int, per_frame_bytes: int, max_frames: int, max_bytes: int) -> list[int]:
@@ -221,6 +234,20 @@ def kept_times(T: int, per_frame_bytes: int, max_frames: int, max_bytes: int) ->
     return sorted({t for t in range(0, T + 1, stride)} | {0, T})
 
 
+def first_pass_size(n: int, T: int, step_s: float, budget_s: float, fixed: float = STEP_COST_FIXED) -> int:
+    """Examples in the first pass of a reverse run of ``n`` examples over ``T`` steps that took ``step_s``
+    per step: the largest power of two (or n) whose T steps are predicted to fit in ``budget_s``, at
+    least 1. The time per step is modelled as ``step_s · (fixed + (1 − fixed) · m / n)`` for m examples
+    (a network's cost grows with the batch, plus a part that does not)."""
+    n = int(n)
+    if n <= 1 or step_s * T <= budget_s:
+        return max(n, 1)
+    m = 1
+    while m * 2 < n and step_s * (fixed + (1 - fixed) * (m * 2) / n) * T <= budget_s:
+        m *= 2
+    return m
+
+
 class TrajectoryWorker(QThread):
     """Computes the requested trajectories. ``partial`` hands over the frames computed so far (the
     first at once, then every ~0.25 s): a :class:`Trajectory` viewing the rows already written (the
@@ -228,8 +255,9 @@ class TrajectoryWorker(QThread):
     over each complete one."""
 
     trajectory_ready = Signal(object)  # Trajectory
-    partial = Signal(object, float)  # Trajectory so far, fraction of the steps done
+    partial = Signal(object, float)  # Trajectory so far, fraction of the work done
     progress = Signal(str, float)  # direction, fraction done
+    first_pass_done = Signal()  # every step of the reverse run's first pass (or of its only pass) is in
     failed = Signal(str)
 
     def __init__(self, request: TrajectoryRequest, parent=None, stream_every_s: float = STREAM_EVERY_S):
@@ -237,6 +265,9 @@ class TrajectoryWorker(QThread):
         self.request = request
         self.stream_every_s = stream_every_s
         self._cancel = threading.Event()
+        self.first_pass_complete = False  # set (in the thread) just before first_pass_done
+        self.first_pass_n: int | None = None  # examples in the reverse run's first pass, once chosen
+        self.step_s = float("nan")  # measured seconds per reverse step at the full batch (when sized)
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -249,59 +280,168 @@ class TrajectoryWorker(QThread):
         r = self.request
         try:
             with torch.no_grad():
+                rest = None  # the reverse run's second pass, when it was split
                 for direction in r.directions:
                     if direction == "forward" and r.x0 is None:
                         continue
+                    if direction == "reverse":
+                        out = self._reverse_first()
+                        if out is None:
+                            return
+                        traj, rest = out
+                        self._first_done()
+                        if rest is None:
+                            self.trajectory_ready.emit(traj)
+                        continue
                     traj = self._compute(direction)
+                    if traj is None:
+                        return
+                    self.trajectory_ready.emit(traj)
+                if rest is not None:
+                    traj = self._reverse_rest(*rest)
                     if traj is None:
                         return
                     self.trajectory_ready.emit(traj)
         except Exception as e:  # noqa: BLE001
             if not self.cancelled:
                 self.failed.emit(f"trajectory failed: {type(e).__name__}: {e}")
+        finally:
+            self._first_done()  # an evaluation waiting for the first pass never waits for a failed run
 
-    def _view(self, direction: str, frames: np.ndarray, ts: list[int], lo: int, hi: int) -> Trajectory:
+    def _first_done(self) -> None:
+        if not self.first_pass_complete:
+            self.first_pass_complete = True
+            self.first_pass_done.emit()
+
+    def _view(self, direction: str, frames: np.ndarray, ts: list[int], lo: int, hi: int,
+              n_ready: int | None = None) -> Trajectory:
         """The rows lo..hi (inclusive) as a trajectory sharing ``frames``' memory."""
         r = self.request
         return Trajectory(direction=direction, frames=frames[lo:hi + 1], t=np.asarray(ts[lo:hi + 1], dtype=np.int64),
-                          kind=r.kind, space="normalised" if r.display is None else "display", source=r.source)
+                          kind=r.kind, space="normalised" if r.display is None else "display", source=r.source,
+                          n_ready=n_ready)
 
-    def _compute(self, direction: str) -> Trajectory | None:
-        r = self.request
-        m = r.model
-        T = m.T
-        shape = tuple(m.config.example_shape)
+    def _steps(self, direction: str, n: int, seed: int):
+        m = self.request.model
         if direction == "forward":
-            x0 = r.x0
-            n = int(x0.shape[0])
-            steps = forward_steps(m, x0, generator=torch.Generator(device=m.device).manual_seed(r.seed + 1))
-        else:
-            n = int(r.n)
-            g = torch.Generator(device=m.device).manual_seed(r.seed)
-            steps = reverse_steps(m, n, generator=g)
-        per_frame = n * int(np.prod(shape)) * 4
-        ts = kept_times(T, per_frame, r.max_frames, r.max_bytes)
+            return forward_steps(m, self.request.x0, generator=torch.Generator(device=m.device).manual_seed(seed + 1))
+        return reverse_steps(m, n, generator=torch.Generator(device=m.device).manual_seed(seed))
+
+    def _kept(self, n: int) -> list[int]:
+        r = self.request
+        per_frame = n * int(np.prod(r.model.config.example_shape)) * 4
+        return kept_times(r.model.T, per_frame, r.max_frames, r.max_bytes)
+
+    def _store(self, x: torch.Tensor) -> np.ndarray:
+        r = self.request
+        x = x.detach().to("cpu", torch.float32).numpy()
+        return r.display(x) if r.display is not None else x
+
+    def _probe(self, n: int):
+        """Start the reverse run of all ``n`` examples and time its steps (PROBE_STEPS). Returns the
+        run, the steps taken so far and the seconds per step (None if cancelled)."""
+        steps = self._steps("reverse", n, self.request.seed)
+        taken = [next(steps), next(steps)]  # x^T and one warm-up step (lazy initialisation)
+        lo, hi, min_s = PROBE_STEPS
+        t0 = time.perf_counter()
+        while len(taken) < 2 + hi and taken[-1].t > 0:
+            if self.cancelled:
+                return None
+            taken.append(next(steps))
+            k = len(taken) - 2
+            if k >= lo and time.perf_counter() - t0 >= min_s:
+                break
+        return steps, taken, (time.perf_counter() - t0) / (len(taken) - 2)
+
+    def _reverse_first(self):
+        """The reverse run's first pass: every step for ``first_pass`` examples (all n when one pass
+        fits). Returns (trajectory, rest): rest is None for a single pass, else what
+        :meth:`_reverse_rest` needs; None when cancelled."""
+        r = self.request
+        n, T = int(r.n), r.model.T
+        head = None
+        n1 = n if r.kind not in SPLIT_KINDS else (n if r.first_pass is None else max(1, min(int(r.first_pass), n)))
+        if r.first_pass is None and r.kind in SPLIT_KINDS and n > 1 and T > 8:
+            probe = self._probe(n)
+            if probe is None:
+                return None
+            steps, taken, self.step_s = probe
+            n1 = first_pass_size(n, T, self.step_s, r.first_pass_s)
+            if n1 == n:  # one pass: carry on with the run that was timed
+                head = (steps, taken)
+        self.first_pass_n = n1
+        ts = self._kept(n)
+        frames = np.empty((len(ts), n, *r.model.config.example_shape), dtype=np.float32)
+        if n1 < n:
+            frames[:, n1:] = PENDING_FILL if r.display is not None else np.nan
+        steps = self._steps("reverse", n1, r.seed) if head is None else itertools.chain(head[1], head[0])
+        got = self._run("reverse", steps, frames, ts, n1, n)
+        if got is None:
+            return None
+        if n1 == n:
+            traj = self._finish("reverse", frames, ts)
+            return None if traj is None else (traj, None)
+        view = self._view("reverse", frames, ts, 0, len(ts) - 1, n_ready=n1)
+        self.partial.emit(view, n1 / n)
+        self.progress.emit("reverse", n1 / n)
+        return view, (frames, ts, n1)
+
+    def _reverse_rest(self, frames: np.ndarray, ts: list[int], n1: int) -> Trajectory | None:
+        """The second pass: the other n − n1 examples (seed + 1), shown only once complete (what the
+        user is looking at does not change meanwhile); the result holds all n."""
+        r = self.request
+        n = frames.shape[1]
+        rest = np.empty((len(ts), n - n1, *frames.shape[2:]), dtype=np.float32)
+        if self._run("reverse", self._steps("reverse", n - n1, r.seed + 1), rest, ts, n - n1, n, stream=False,
+                     offset=n1) is None:
+            return None
+        full = np.concatenate([frames[:, :n1], rest], axis=1)
+        return self._finish("reverse", full, ts)
+
+    def _run(self, direction: str, steps, frames: np.ndarray, ts: list[int], m: int, n: int, *,
+             stream: bool = True, offset: int = 0) -> bool | None:
+        """Write the kept states of ``steps`` (m examples) into ``frames[:, :m]`` and hand over the part
+        computed so far (``stream``). ``offset``: examples computed before (progress counts m of n).
+        None when cancelled."""
+        T = self.request.model.T
         index = {t: i for i, t in enumerate(ts)}
-        frames = np.empty((len(ts), n, *shape), dtype=np.float32)
         done = 0
         lo = hi = None  # rows written so far (reverse fills from the top, forward from the bottom)
         last_emit = 0.0
+        every = max(1, (T + 1) // 50)
+        n_ready = m if m < n else None
         for st in steps:
             if self.cancelled:
                 return None
             i = index.get(st.t)
             if i is not None:
-                x = st.x.detach().to("cpu", torch.float32).numpy()
-                frames[i] = r.display(x) if r.display is not None else x
+                frames[i, :m] = self._store(st.x)
                 lo = i if lo is None else min(lo, i)
                 hi = i if hi is None else max(hi, i)
                 now = time.perf_counter()
-                if done < T and (last_emit == 0.0 or now - last_emit >= self.stream_every_s):
+                if stream and done < T and (last_emit == 0.0 or now - last_emit >= self.stream_every_s):
                     last_emit = now
-                    self.partial.emit(self._view(direction, frames, ts, lo, hi), done / (T + 1))
+                    self.partial.emit(self._view(direction, frames, ts, lo, hi, n_ready), done * m / ((T + 1) * n))
             done += 1
-            if done % max(1, (T + 1) // 50) == 0:
-                self.progress.emit(direction, done / (T + 1))
+            if done % every == 0:
+                self.progress.emit(direction, (offset * (T + 1) + done * m) / ((T + 1) * n))
+        return not self.cancelled
+
+    def _compute(self, direction: str) -> Trajectory | None:
+        """A whole run of ``direction`` in one pass (the forward run)."""
+        r = self.request
+        n = int(r.x0.shape[0]) if direction == "forward" else int(r.n)
+        ts = self._kept(n)
+        frames = np.empty((len(ts), n, *r.model.config.example_shape), dtype=np.float32)
+        if self._run(direction, self._steps(direction, n, r.seed), frames, ts, n, n) is None:
+            return None
+        return self._finish(direction, frames, ts)
+
+    def _finish(self, direction: str, frames: np.ndarray, ts: list[int]) -> Trajectory | None:
+        """The complete trajectory, with the reverse drift field for 2-D points."""
+        r = self.request
+        m = r.model
+        shape = tuple(m.config.example_shape)
         drift = grid = None
         if r.drift_grid and r.kind == "points" and shape == (2,):
             G = int(r.drift_grid)

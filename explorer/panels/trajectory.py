@@ -42,6 +42,7 @@ class TrajectoryPanel(QWidget):
         self._pos = 0.0  # fractional frame position while playing
         self._hold_until = 0.0
         self._kind = None
+        self._mosaic = None  # (height, width) of the image mosaic the view was last fitted to
         self._throttle = QTimer(self, singleShot=True, interval=16)
         self._throttle.timeout.connect(self._on_throttle)
         self._dirty = False
@@ -120,6 +121,7 @@ class TrajectoryPanel(QWidget):
         srow.addWidget(QLabel("t"))
         srow.addWidget(self.slider, 3)
         srow.addWidget(self.time_label)
+        srow.addSpacing(12)
         srow.addWidget(self.progress_label, 2)
         srow.addWidget(self.cancel)
 
@@ -219,15 +221,33 @@ class TrajectoryPanel(QWidget):
         self.cancel.setVisible(computing)
         traj = s.trajectory
         span = f" (t = {traj.T} → {int(traj.t[0])})" if traj is not None and traj.direction == "reverse" else ""
-        self.progress_label.setToolTip(f"the {direction} trajectory{span}")
+        tip = f"the {direction} trajectory{span}"
+        if traj is not None and traj.n_ready is not None:
+            tip += (f": every step for the first {traj.n_ready} examples comes first, then the other "
+                    f"{traj.frames.shape[1] - traj.n_ready} (grey until they are computed)")
+        self.progress_label.setToolTip(tip)
         if computing:
-            self.progress_label.setText(f"computing {100 * fraction:.0f} %")
+            self.progress_label.setText(self._progress_text(traj, fraction))
             if traj is None:
                 self.message.setText(f"computing the {direction} trajectory … {100 * fraction:.0f} %")
         elif fraction < 0:
             self.progress_label.setText("cancelled (Resample)")
         else:
             self.progress_label.setText("")
+
+    @staticmethod
+    def _progress_text(traj, fraction: float) -> str:
+        """What is being computed: the whole run, or (a run in two passes) every step for the first
+        few examples, then the others (shown as grey placeholders until they land)."""
+        ready = None if traj is None else traj.n_ready
+        if ready is None:
+            return f"computing {100 * fraction:.0f} %"
+        n = int(traj.frames.shape[1])
+        first = ready / n  # the share of the work in the first pass
+        if int(traj.t[0]) > 0:
+            return f"computing {ready} of {n} first: {100 * min(fraction / first, 1):.0f} %"
+        rest = (fraction - first) / max(1 - first, 1e-9)
+        return f"{ready} of {n} done · the rest {100 * max(rest, 0):.0f} %"
 
     # ---- state → view ---------------------------------------------------------------------------
     def _on_training(self, status: str) -> None:
@@ -259,6 +279,7 @@ class TrajectoryPanel(QWidget):
             pi.setLabel("left", "sequence")
 
     def _on_session(self) -> None:
+        self._mosaic = None  # a new model's trajectory is fitted to the view
         self._on_progress(self.state.direction, self.state.trajectory_fraction.get(self.state.direction, 1.0))
         kind = self.state.kind
         self._configure(kind)
@@ -321,7 +342,9 @@ class TrajectoryPanel(QWidget):
             frame0 = self._image_of(traj, 0)
             self.image.setImage(frame0, autoLevels=False, levels=(0.0, 1.0))
             h, w = frame0.shape[:2]
-            self.view.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
+            if (h, w) != self._mosaic:  # a trajectory that grows (or fills in) keeps the user's zoom
+                self._mosaic = (h, w)
+                self.view.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
         if self.state.frame >= traj.n_frames or (self._playing and not self._play_timer.isActive()):
             self.state.frame = self._start_index()
         self._pos = float(self.state.frame)  # a growing trajectory keeps the shown t at a new index

@@ -1,0 +1,154 @@
+"""The first trajectory a user sees: a reverse run of images (or binary data) that would take long is
+computed in two passes, every step for the first few examples first (sized from the measured time per
+step), then the others, which are shown only once complete; the evaluation waits for the first pass."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.config import ModelConfig
+from models.model import DiffusionModel
+
+NORM = {"mean": 0.45, "std": 0.25, "levels": 256}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    yield
+
+
+def image_model(T=12):
+    torch.manual_seed(0)
+    cfg = ModelConfig(kernel="gaussian", T=T, example_shape=(1, 6, 6), arch="conv", hidden=4, conv_layers=1,
+                      n_scales=2, dense_layers=1, dense_hidden=8, J=3)
+    return DiffusionModel(cfg).eval()
+
+
+def display(x):
+    return np.clip(0.5 + 0.25 * np.asarray(x, dtype=np.float32), 0.0, 1.0)
+
+
+def run_worker(request):
+    """Run a TrajectoryWorker in this thread; returns the events in order: ("partial", traj, fraction),
+    ("first",), ("ready", traj)."""
+    from explorer.workers import TrajectoryWorker
+
+    w = TrajectoryWorker(request, stream_every_s=0.0)
+    events = []
+    w.partial.connect(lambda traj, frac: events.append(("partial", traj, frac)))
+    w.first_pass_done.connect(lambda: events.append(("first",)))
+    w.trajectory_ready.connect(lambda traj: events.append(("ready", traj)))
+    w.run()  # the signals are delivered directly
+    return w, events
+
+
+def test_first_pass_size_fits_the_budget():
+    from explorer.workers import first_pass_size
+
+    assert first_pass_size(16, 500, 0.001, 2.0) == 16  # 0.5 s for all: one pass
+    assert first_pass_size(16, 500, 0.040, 2.0) == 1  # 20 s for 16: even one example is over the budget
+    assert first_pass_size(16, 500, 0.020, 2.0, fixed=0.0) == 2  # linear cost: 2 examples take 1.25 s
+    assert first_pass_size(16, 500, 0.010, 2.0, fixed=0.0) == 4  # 4 take 1.25 s, 8 would take 2.5 s
+    assert first_pass_size(16, 500, 0.010, 2.0, fixed=0.5) == 1  # half of a step is fixed: 2 would take 2.8 s
+    assert first_pass_size(1, 500, 1.0, 2.0) == 1
+    for n in (3, 6, 16, 64):  # always 1 ≤ m ≤ n
+        for step in (1e-5, 1e-3, 0.1):
+            assert 1 <= first_pass_size(n, 1000, step, 2.0) <= n
+
+
+def test_reverse_run_in_two_passes():
+    from explorer.workers import PENDING_FILL, TrajectoryRequest
+
+    model = image_model(T=12)
+    w, events = run_worker(TrajectoryRequest(model=model, kind="images", directions=("reverse",), n=6,
+                                             display=display, first_pass=2))
+    kinds = [e[0] for e in events]
+    assert kinds.count("first") == 1 and kinds.count("ready") == 1 and kinds[-1] == "ready"
+    assert kinds.index("first") < kinds.index("ready") and w.first_pass_n == 2
+    final = events[-1][1]
+    assert final.n_ready is None and final.frames.shape == (13, 6, 1, 6, 6) and list(final.t) == list(range(13))
+    # the first pass: every partial holds the first two examples, growing from t = T down to t = 0
+    parts = [(traj, frac) for k, traj, frac in (e for e in events if e[0] == "partial")]
+    assert parts and all(traj.n_ready == 2 for traj, _f in parts)
+    whole = [i for i, (traj, _f) in enumerate(parts) if int(traj.t[0]) == 0]
+    assert whole, "the first pass reached t = 0"
+    first, frac = parts[whole[0]]
+    assert whole[0] == len(parts) - 1  # nothing of the second pass is streamed
+    assert list(first.t) == list(final.t) and frac == pytest.approx(2 / 6)
+    assert events.index(("first",)) > kinds.index("partial")  # first_pass_done after the first pass's frames
+    fracs = [f for _t, f in parts]
+    assert fracs == sorted(fracs) and max(fracs) < 1.0
+    # what the user saw stays: the first two examples are the final ones; the others were placeholders
+    np.testing.assert_array_equal(first.frames[:, :2], final.frames[:, :2])
+    assert np.all(first.frames[:, 2:] == np.float32(PENDING_FILL))
+    assert np.isfinite(final.frames).all() and not np.all(final.frames[:, 2:] == np.float32(PENDING_FILL))
+    assert not np.array_equal(final.frames[0, 2:4], final.frames[0, :2])  # the second pass draws its own noise
+
+
+def test_first_pass_is_sized_from_the_time_per_step():
+    from explorer.workers import TrajectoryRequest
+
+    model = image_model(T=12)
+    req = dict(model=model, kind="images", directions=("reverse",), n=8, display=display)
+    w, events = run_worker(TrajectoryRequest(**req, first_pass_s=0.0))  # no time at all: one example first
+    assert w.first_pass_n == 1 and np.isfinite(w.step_s) and w.step_s > 0
+    assert events[-1][0] == "ready" and events[-1][1].frames.shape[1] == 8
+    w, events = run_worker(TrajectoryRequest(**req, first_pass_s=1e9))  # plenty of time: one pass
+    assert w.first_pass_n == 8
+    parts = [e[1] for e in events if e[0] == "partial"]
+    assert parts and all(traj.n_ready is None for traj in parts)
+    assert [e[0] for e in events].count("ready") == 1
+    assert int(parts[0].t[0]) == 12  # the timed steps are not computed twice: x^T comes first, once
+    ts = [int(traj.t[0]) for traj in parts]
+    assert ts == sorted(ts, reverse=True)
+    # points are never split
+    pts = DiffusionModel(ModelConfig(kernel="gaussian", T=12, example_shape=(2,), arch="mlp", hidden=8, layers=1))
+    w, events = run_worker(TrajectoryRequest(model=pts.eval(), kind="points", directions=("reverse",), n=50,
+                                             first_pass_s=0.0))
+    assert w.first_pass_n == 50 and all(e[1].n_ready is None for e in events if e[0] == "partial")
+
+
+def test_the_state_shows_every_step_of_the_first_examples_before_the_rest(qtbot, qapp, monkeypatch, tmp_path):
+    """Through the controller: the first trajectory that reaches t = 0 is the first pass (4 of 16
+    examples, still incomplete, no samples taken from it); the complete one keeps those examples; the
+    evaluation starts only once the first pass is in."""
+    from explorer import workers
+    from explorer.controller import Controller
+    from explorer.session import Session
+    from explorer.state import AppState
+    from models.data import load_file
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (60, 1, 6, 6)).astype(np.uint8))
+    data = load_file(tmp_path / "x.npy")
+    monkeypatch.setattr(workers, "first_pass_size", lambda n, *a, **k: 4)
+    started = []
+    real_eval = workers.evaluate_model
+
+    def evaluate(*a, **k):  # the worker's first pass is in by the time the evaluation starts
+        started.append(ctl.traj_worker is None or ctl.traj_worker.first_pass_complete)
+        return real_eval(*a, **k)
+
+    import explorer.controller as controller_module
+    monkeypatch.setattr(controller_module, "evaluate_model", evaluate)
+    state = AppState()
+    ctl = Controller(state)
+    seen = []
+    state.trajectory_changed.connect(
+        lambda d: seen.append((state.trajectories[d], state.trajectory_fraction.get(d, 1.0), state.samples is None))
+        if d == "reverse" and d in state.trajectories else None)
+    try:
+        ctl.apply_session(Session(model=image_model(T=40), data=data, source="data"))
+        qtbot.waitUntil(lambda: "reverse" in state.trajectories and not state.incomplete("reverse")
+                        and state.evaluation is not None, timeout=60_000)
+    finally:
+        ctl.shutdown()
+    final = state.trajectories["reverse"]
+    assert final.n_ready is None and final.frames.shape[1] == 16
+    k = next(i for i, (traj, _f, _s) in enumerate(seen) if int(traj.t[0]) == 0)
+    first, frac, no_samples = seen[k]
+    assert first.n_ready == 4 and frac == pytest.approx(0.25) and no_samples
+    np.testing.assert_array_equal(first.frames[:, :4], final.frames[:, :4])
+    assert all(traj.n_ready == 4 for traj, _f, _s in seen[:k])  # it grew over the first four examples
+    assert state.samples is not None and state.samples.shape[0] == 16  # from the complete trajectory
+    assert started == [True]
