@@ -18,6 +18,13 @@ DATA_FILTER = ("Data (*.npy *.csv *.h5 *.hdf5 *.png *.jpg *.jpeg *.tif *.tiff *.
 FOLDER_KINDS = ("data", "model", "trajectory", "export")
 
 
+def _inside(path, folder: Path) -> bool:
+    try:
+        return Path(path).resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError):
+        return False
+
+
 class Dialogs:
     def __init__(self, parent: QWidget, settings: QSettings, state, controller):
         self.parent = parent
@@ -30,15 +37,31 @@ class Dialogs:
         (offscreen), "discard"; tests patch it."""
         if QGuiApplication.platformName() in ("offscreen", "minimal"):
             return "discard"
-        busy = self.state.training in ("running", "paused", "stopping")
+        box = self.save_question(reason)
+        box.exec()
+        return {box.button(QMessageBox.Save): "save",
+                box.button(QMessageBox.Discard): "discard"}.get(box.clickedButton(), "cancel")
+
+    def save_question(self, reason: str = "close") -> QMessageBox:
+        """The Save / Discard / Cancel box (not shown): Save is the default (Enter), Esc or closing the
+        box is Cancel (nothing happens). ``reason``: what would replace the model ("open the bark
+        preset", "start a new model", …) or "close"."""
+        s = self.state
+        busy = s.training in ("running", "paused", "stopping")
         what = "closing" if reason == "close" else f"you {reason}"
-        box = QMessageBox(QMessageBox.Question, "dpm-explorer",
-                          ("Training is running. " if busy else "") + "The model was trained and not saved. "
-                          f"Save it before {what}?", QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel,
-                          self.parent)
+        box = QMessageBox(QMessageBox.Question, "Save the trained model?",
+                          f"Save the trained model before {what}?",
+                          QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, self.parent)
+        run = "Training is still running; it stops first. " if busy else ""
+        kept = (f" ({s.model_path.name} holds it as it was opened or last saved)" if s.model_path is not None
+                else "")
+        box.setInformativeText(f"{run}It is trained to iteration {s.iteration:,}; the training done here is in "
+                               f"no file yet{kept}.\n\nDiscard loses that training; Cancel goes back to it.")
+        box.button(QMessageBox.Save).setText("Save…")
+        box.button(QMessageBox.Discard).setText("Discard")
         box.setDefaultButton(QMessageBox.Save)
-        ans = box.exec()
-        return {QMessageBox.Save: "save", QMessageBox.Discard: "discard"}.get(ans, "cancel")
+        box.setEscapeButton(QMessageBox.Cancel)
+        return box
 
     def folder(self, kind: str) -> str:
         """The folder the ``kind`` dialog starts in: the last one used, else the bundled models (for
@@ -53,6 +76,8 @@ class Dialogs:
     def ask_path(self, kind: str, title: str, filt: str = "", *, save_name: str | None = None,
                  folder: bool = False) -> str | None:
         start = self.folder(kind)
+        if save_name is not None and _inside(start, MODELS_DIR):  # never suggest replacing a bundled model
+            start = str(Path.home())
         if folder:
             path = QFileDialog.getExistingDirectory(self.parent, title, start)
         elif save_name is not None:
