@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QMimeData, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import QMimeData, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QSlider, QSpinBox, QStackedWidget, QToolButton, QVBoxLayout,
@@ -35,6 +35,7 @@ from .image_page import ImagePage
 from .plane_page import PlanePage
 
 SIDE_WIDTH = 262  # the side column's width (px)
+DRAW_EVERY_MS = 33  # a run's frames are drawn at most this often (the latest one; never while hidden)
 PAGE_INDEX = {"image": 1, "plane": 2, "bits": 3}
 
 
@@ -68,6 +69,12 @@ class InpaintPanel(QWidget):
         self._pool.setMaxThreadCount(1)
         self._run_started = 0.0
         self._follow = True
+        # a run hands over a state every few steps: only the latest is drawn, at most every DRAW_EVERY_MS,
+        # and nothing while the panel is hidden (another tab shown); showing it draws what it missed
+        self._stale = False
+        self.draws = 0  # states drawn (tests and bench/soak.py)
+        self._draw_timer = QTimer(self, singleShot=True, interval=DRAW_EVERY_MS)
+        self._draw_timer.timeout.connect(self._draw_if_stale)
         self._build()
         for seq, fn in ((QKeySequence.StandardKey.Paste, self.paste),
                         (QKeySequence.StandardKey.Undo, lambda: self._canvas_do("undo")),
@@ -82,7 +89,7 @@ class InpaintPanel(QWidget):
         state.trajectory_changed.connect(self._on_trajectory)
         app = QGuiApplication.instance()
         if app is not None:  # never leave a sampling thread running at exit
-            app.aboutToQuit.connect(lambda: self.cancel(wait=True))
+            app.aboutToQuit.connect(self._cancel_and_wait)  # a bound slot: the app does not keep the panel alive
         self.reset_for_model()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - the views take what they are given
@@ -520,6 +527,9 @@ class InpaintPanel(QWidget):
         for sig in (worker.yielded, worker.errored, worker.finished):
             sig.disconnect()
 
+    def _cancel_and_wait(self) -> None:
+        self.cancel(wait=True)
+
     def cancel(self, wait: bool = False) -> None:
         """Stop the run between two steps (the states so far stay). ``wait``: block until its thread is
         done (at most 10 s)."""
@@ -557,7 +567,7 @@ class InpaintPanel(QWidget):
         self.time_slider.blockSignals(False)
         self.time_slider.setEnabled(True)
         if self._follow:
-            self._show(n - 1)
+            self._request_show()
 
     def _on_error(self, run: R.Run, exc: Exception) -> None:
         if run is not self.run_state:
@@ -592,11 +602,12 @@ class InpaintPanel(QWidget):
         self.save_png_btn.setEnabled(has)
         self.save_traj_btn.setEnabled(has)
         if has:
-            self._show(self.time_slider.value())
+            self._request_show()
         if run.completed:
             self.result_ready.emit()
 
     def _clear_results(self) -> None:
+        self._stale = False
         self.time_slider.blockSignals(True)
         self.time_slider.setRange(0, 0)
         self.time_slider.blockSignals(False)
@@ -612,6 +623,25 @@ class InpaintPanel(QWidget):
 
     # =========================================================================================
     # display
+    def _request_show(self) -> None:
+        """Draw the state at the slider: now if nothing was drawn in the last DRAW_EVERY_MS, else the
+        latest when that time is up; while the panel is hidden, once it is shown again."""
+        self._stale = True
+        if not self.isVisible() or self._draw_timer.isActive():
+            return
+        self._draw_if_stale()
+
+    def _draw_if_stale(self) -> None:
+        if self._stale and self.isVisible():
+            self._stale = False
+            self._show(self.time_slider.value())
+            self._draw_timer.start()
+
+    def showEvent(self, ev):  # noqa: N802 - the tab is shown again: catch up with the run
+        super().showEvent(ev)
+        if self._stale:
+            QTimer.singleShot(0, self._draw_if_stale)  # once the page has its size
+
     def _on_slider(self, v: int) -> None:
         self._follow = v >= self.time_slider.maximum()
         self._show(v)
@@ -622,6 +652,7 @@ class InpaintPanel(QWidget):
             return
         i = min(max(i, 0), len(run.frames) - 1)
         x, t = run.frames[i], run.times[i]
+        self.draws += 1
         self.time_label.setText(f"t = {t}  ·  state {run.indices[i] + 1} of {run.request.total}")
         page = self._page_widget()
         if page is not None:
