@@ -14,7 +14,7 @@ from models.config import ModelConfig
 from models.files import LoadedModel, load_model
 from models.metadata import ModelMeta
 from models.paths import bundled_model
-from models.presets import PRESETS, Preset, default_config
+from models.presets import PRESETS, Preset, default_config, default_train_config, fit_objective
 from models.model import DiffusionModel
 from models.training import TrainConfig
 
@@ -176,8 +176,12 @@ def app_train_config(model: DiffusionModel, data, preset: Preset | None, budget_
     than the data's, a cheap live K, and fixed-seed samples at a cadence the CPU can afford.
     ``budget_s``: seconds of training (None = until stopped)."""
     kind = data.kind
-    base = preset.train if preset is not None else TrainConfig(batch_size=256 if kind != "images" else 64,
-                                                               lr=2e-3)
+    if preset is not None:
+        base = preset.train
+    else:  # own data: the template preset's objective (models.presets.default_train_config)
+        base = TrainConfig(batch_size=256 if kind != "images" else 64, lr=2e-3,
+                           objective=default_train_config(kind).objective)
+    base = fit_objective(base, model.config)  # a model changed by the user may not fit the objective
     n_eval, eval_steps = LIVE_EVAL[kind]
     n_eval = max(1, min(base.n_eval, n_eval, int(getattr(data, "n_heldout", n_eval))))
     return dataclasses.replace(

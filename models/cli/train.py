@@ -20,7 +20,8 @@ from ..evaluation import Evaluation, eval_batch_size, exact_K
 from ..files import FileError, LoadedModel, load_model, lock_output, save_model
 from ..metadata import ModelMeta, RecordedK, model_meta
 from ..model import DiffusionModel
-from ..presets import PRESETS, Preset, default_config, default_train_config, load_data, mean_activity
+from ..presets import (PRESETS, Preset, default_config, default_train_config, fit_objective, load_data,
+                       mean_activity)
 from ..runtime import MAX_BATCH, MAX_T, make_generator
 from ..training import TrainConfig, Trainer, TrainProgress
 from .console import (CLIError, Console, bounded_int, check_out_path, fail, fmt, graceful_stop, nonneg_float,
@@ -127,15 +128,14 @@ def _train_config(base: TrainConfig, changes: dict, args, model_config: ModelCon
                      ("report_every", args.report_every), ("objective", args.objective)):
         if val is not None:
             changes[key] = val
-    objective = changes.get("objective", base.objective)
-    try:
-        check_objective(objective, model_config)
-    except ValueError as e:
-        if args.objective is not None:
+    if args.objective is not None:
+        try:
+            check_objective(args.objective, model_config)
+        except ValueError as e:
             fail(f"--objective {args.objective}: {e}")
-        changes["objective"] = "K"  # the template's objective does not fit a model changed by other options
     try:
-        return TrainConfig(**{**asdict(base), **changes})
+        # a template's objective that does not fit a model changed by other options falls back to K
+        return fit_objective(TrainConfig(**{**asdict(base), **changes}), model_config)
     except (TypeError, ValueError) as e:
         fail(f"training options: {e}")
 

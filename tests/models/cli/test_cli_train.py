@@ -72,6 +72,15 @@ def test_own_binary_and_image_data_get_the_default_config(tmp_path, run):
     lm = load_model(tmp_path / "i.h5")
     assert lm.config == default_config(load_data(path=tmp_path / "imgs.npy")).replace(T=10)
     assert lm.config.fully_convolutional and lm.meta["unit"] == "bits/pixel"
+    # own images train with the image presets' hybrid objective, own bits with K; an explicit choice is kept,
+    # and a model the hybrid objective cannot train (the paper's parameterisation) falls back to K
+    assert ModelMeta.from_dict(lm.meta).train_config["objective"] == "hybrid"
+    assert ModelMeta.from_dict(load_model(tmp_path / "b.h5").meta).train_config["objective"] == "K"
+    for extra, want in ((("--objective", "K"), "K"), (("--param", "paper"), "K")):
+        rc, _, err = run("train", "--data", tmp_path / "imgs.npy", "--steps", "1", *extra, "--out", tmp_path / "i2.h5",
+                         *FAST)
+        assert rc == 0, err
+        assert ModelMeta.from_dict(load_model(tmp_path / "i2.h5").meta).train_config["objective"] == want, extra
 
 
 def test_resume_continues_iterations_history_and_optimizer(swissroll_model, tmp_path, run):
@@ -168,6 +177,8 @@ def test_refusals(tmp_path, run):
     assert_one_error_line(rc, err, "binomial")
     rc, _, err = run("train", "swissroll", "--param", "residual", "--out", tmp_path / "x.h5")
     assert_one_error_line(rc, err, "residual", "gaussian")
+    rc, _, err = run("train", "swissroll", "--objective", "hybrid", "--out", tmp_path / "x.h5")
+    assert_one_error_line(rc, err, "--objective hybrid", "posterior")
     rc, _, err = run("train", "swissroll")  # a usage error is one line too
     assert_one_error_line(rc, err, "--out")
     assert not (tmp_path / "x.h5").exists()
