@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .kernels import gather
-from .kernels.gaussian import beta1_cap_bits_per_dim
+from .kernels import coefficients
+from .kernels.gaussian import COLUMNS as GAUSSIAN_COLUMNS, beta1_cap_bits_per_dim
 from .model import DiffusionModel
 
 __all__ = ["LN2", "L_NULL_PER_DIM_BITS", "BoundTerms", "BoundSummary", "beta1_cap_bits_per_dim", "unit_divisor",
@@ -64,6 +64,7 @@ def step_kl(model: DiffusionModel, x0: torch.Tensor, k: torch.Tensor, s, noise: 
 
     The KL is analytic in x^k and uses frozen noise for x^{k+1}, so it is differentiable in the network
     and in a learned β (reparameterisation, §2.4.1)."""
+    model.prefetch_coefficients(s, k, x0)  # every per-step coefficient of this step, in one gather
     x_t = model.kernel.q_sample(x0, k, s, noise)
     p = model.reverse_step(x_t, k, s)
     return model.kernel.q_posterior(x0, x_t, k, s).kl(p)
@@ -81,8 +82,7 @@ def stochastic_K_nats(model: DiffusionModel, x0: torch.Tensor, generator=None, s
     T = model.T
     k = torch.randint(1, T, (x0.shape[0],), generator=generator, device=x0.device)
     kl = step_kl(model, x0, k, s, _noise_like(model, x0, generator))
-    e = _edge(model, x0, s)
-    return -(T - 1) * kl.to(torch.float64) - e["prior_kl"] - e["h_x1_given_x0"] + e["edge"]
+    return torch.add(model.kernel.edge_K(x0, s), kl.to(torch.float64), alpha=-(T - 1))
 
 
 def check_objective(objective: str, config) -> str:
@@ -118,15 +118,15 @@ def hybrid_terms(model: DiffusionModel, x0: torch.Tensor, n_steps: int = 1, gene
         k = (1 + torch.floor((j + u) * (T - 1) / m)).long().clamp(1, T - 1).reshape(-1)
         x_rep = x0.repeat_interleave(m, dim=0)
     noise = _noise_like(model, x_rep, generator)
+    model.prefetch_coefficients(s, k, x_rep, extra=("eps_scale",))
     x_t = model.kernel.q_sample(x_rep, k, s, noise)
     p = model.reverse_step(x_t, k, s)
     q = model.kernel.q_posterior(x_rep, x_t, k, s)
-    inv_scale = gather(torch.sqrt(1 - s.beta) * torch.sqrt(1 - s.alpha_bar) / s.beta, k, x_rep)
+    (inv_scale,) = coefficients(s, k, x_rep, ("eps_scale",), GAUSSIAN_COLUMNS)  # √(1 − β)·√(1 − ᾱ)/β
     dims = tuple(range(1, x_rep.dim()))
     mse = ((q.mean - p.mean) * inv_scale).pow(2).mean(dim=dims).reshape(B, m).mean(1)
     kl = q.kl(type(p)(p.mean.detach(), p.var)).reshape(B, m)
-    e = _edge(model, x0, s)
-    K = -((T - 1) / m) * kl.to(torch.float64).sum(1) - e["prior_kl"] - e["h_x1_given_x0"] + e["edge"]
+    K = torch.add(model.kernel.edge_K(x0, s), kl.to(torch.float64).sum(1), alpha=-((T - 1) / m))
     return mse, K
 
 
@@ -148,8 +148,7 @@ def sampled_K_nats(model: DiffusionModel, x0: torch.Tensor, n_steps: int, genera
         k = (1 + torch.floor((j + u) * (T - 1) / m)).long().clamp(1, T - 1).reshape(-1)
     x_rep = x0.repeat_interleave(m, dim=0)
     kl = step_kl(model, x_rep, k, s, _noise_like(model, x_rep, generator)).reshape(B, m)
-    e = _edge(model, x0, s)
-    return -((T - 1) / m) * kl.to(torch.float64).sum(1) - e["prior_kl"] - e["h_x1_given_x0"] + e["edge"]
+    return torch.add(model.kernel.edge_K(x0, s), kl.to(torch.float64).sum(1), alpha=-((T - 1) / m))
 
 
 @torch.no_grad()

@@ -17,7 +17,8 @@ from torch import nn
 
 from .config import ModelConfig
 from .kernels import (BernoulliDist, BinomialKernel, Distribution, GaussianDist, GaussianKernel, ScheduleTensors,
-                      gather)
+                      axpy, coefficients, gather, prefetch)
+from .kernels.gaussian import COLUMNS as GAUSSIAN_COLUMNS
 from .networks import ConvNet, MLPNet, RBFNet, UNet
 from .schedules import Schedule, binomial_betas, named_betas
 
@@ -83,62 +84,79 @@ class DiffusionModel(nn.Module):
         s = self.schedule_tensors() if s is None else s
         if isinstance(k, int) and k == 0:
             return self.kernel.last_step(x_t, s)
-        k_vec = torch.full((x_t.shape[0],), k, dtype=torch.long, device=x_t.device) if isinstance(k, int) else k
-        return PARAMETERISATIONS[self.config.kernel, self.config.param](self, x_t, k_vec, s)
+        return PARAMETERISATIONS[self.config.kernel, self.config.param](self, x_t, k, s)
+
+    def prefetch_coefficients(self, s: ScheduleTensors, k: torch.Tensor, like: torch.Tensor,
+                              extra: tuple[str, ...] = ()) -> None:
+        """Gather every per-step coefficient that a step of the bound at ``k`` [B] needs
+        (``kernel.q_sample``, ``kernel.q_posterior``, :meth:`reverse_step`, and the Gaussian ``extra``
+        names) in one index, for those calls at this ``k`` (:func:`models.kernels.prefetch`). Kernels
+        whose steps gather their own coefficients need none."""
+        if self.is_gaussian:
+            kern = self.kernel
+            prefetch(s, k, like, kern.SAMPLE_COLUMNS + kern.POSTERIOR_COLUMNS + PARAM_COLUMNS[self.config.param]
+                     + tuple(extra), GAUSSIAN_COLUMNS)
 
     def count_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
 
-# ---- reverse parameterisations: f(model, x^{k+1} [B, *S], k [B] ≥ 1, s) → p(x^k | x^{k+1}) -----------------
+# ---- reverse parameterisations: f(model, x^{k+1} [B, *S], k ≥ 1 (an int or [B]), s) → p(x^k | x^{k+1}) ----------
+# Gaussian ones read their per-step coefficients (PARAM_COLUMNS, of models.kernels.gaussian.COLUMNS) with
+# models.kernels.coefficients.
 
-def _gaussian_paper(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s: ScheduleTensors) -> GaussianDist:
+def _net(m: DiffusionModel, x_t: torch.Tensor, k) -> torch.Tensor:
+    """The network's raw outputs at x^{k+1} and step ``k`` (an int: the same step for every example)."""
+    if not isinstance(k, torch.Tensor):
+        k = torch.full((x_t.shape[0],), int(k), dtype=torch.long, device=x_t.device)
+    return m.net(x_t, k)
+
+
+def _gaussian_coefficients(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleTensors) -> tuple:
+    return coefficients(s, k, x_t, PARAM_COLUMNS[m.config.param], GAUSSIAN_COLUMNS)
+
+
+def _gaussian_paper(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleTensors) -> GaussianDist:
     """App. D.2.1: Σ = σ(z^Σ + logit β_t), μ = (x^t − z^μ)(1 − Σ) + z^μ."""
-    z = m.net(x_t, k)  # [B, 2, *S]
-    beta = gather(s.beta, k, x_t)
-    logit_beta = torch.log(beta) - torch.log1p(-beta)
-    var = torch.sigmoid(z[:, 1] + logit_beta)
-    mean = (x_t - z[:, 0]) * (1 - var) + z[:, 0]
+    z_mu, z_sigma = _net(m, x_t, k).unbind(1)  # [B, *S] each
+    (logit_beta,) = _gaussian_coefficients(m, x_t, k, s)
+    var = torch.sigmoid(z_sigma + logit_beta)
+    mean = (x_t - z_mu) * (1 - var) + z_mu
     return GaussianDist(mean, var.clamp_min(1e-12))
 
 
-def _gaussian_code(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s: ScheduleTensors) -> GaussianDist:
+def _gaussian_code(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleTensors) -> GaussianDist:
     """The reference code's: Σ = σ(z^Σ/√T + logit β_t), μ = √(1 − β_t)·x^t + √β_t·z^μ."""
-    z = m.net(x_t, k)
-    beta = gather(s.beta, k, x_t)
-    logit_beta = torch.log(beta) - torch.log1p(-beta)
-    var = torch.sigmoid(z[:, 1] / math.sqrt(m.config.T) + logit_beta)
-    mean = torch.sqrt(1 - beta) * x_t + torch.sqrt(beta) * z[:, 0]
+    z_mu, z_sigma = _net(m, x_t, k).unbind(1)
+    logit_beta, sqrt_one_m_beta, sqrt_beta = _gaussian_coefficients(m, x_t, k, s)
+    var = torch.sigmoid(z_sigma / math.sqrt(m.config.T) + logit_beta)
+    mean = axpy(sqrt_beta, z_mu, sqrt_one_m_beta * x_t)
     return GaussianDist(mean, var.clamp_min(1e-12))
 
 
-def _gaussian_posterior(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s: ScheduleTensors) -> GaussianDist:
+def _gaussian_posterior(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleTensors) -> GaussianDist:
     """The forward posterior q(x^k | x^{k+1}, x^0) at the network's estimate of x^0.
 
     z^μ predicts the noise ε in x^{k+1} = √ᾱ·x^0 + √(1 − ᾱ)·ε, so μ = (x^{k+1} − β/√(1 − ᾱ)·ε̂)/√(1 − β)
     (= μ̃ at x̂^0), and the variance is interpolated in log space between the two entropy bounds of
     Eq. 24, Σ = β̃^{1−v}·β^v with v = σ(z^Σ): the model's reverse entropy always lies between Eq. 24's
     bounds."""
-    z = m.net(x_t, k)
-    one_m_abar = 1 - s.alpha_bar
-    eps_coef = gather(s.beta / torch.sqrt(one_m_abar), k, x_t)
-    inv_sqrt_alpha = gather(1 / torch.sqrt(1 - s.beta), k, x_t)
-    log_beta = gather(torch.log(s.beta), k, x_t)
-    log_beta_tilde = gather(torch.log(s.beta * (1 - s.alpha_bar_prev) / one_m_abar), k, x_t)
-    v = torch.sigmoid(z[:, 1])
-    mean = (x_t - eps_coef * z[:, 0]) * inv_sqrt_alpha
+    z_eps, z_v = _net(m, x_t, k).unbind(1)
+    eps_coef, inv_sqrt_alpha, log_beta, log_beta_tilde = _gaussian_coefficients(m, x_t, k, s)
+    v = torch.sigmoid(z_v)
+    mean = axpy(eps_coef, z_eps, x_t, sign=-1.0) * inv_sqrt_alpha
     var = torch.exp(v * log_beta + (1 - v) * log_beta_tilde)
     return GaussianDist(mean, var.clamp_min(1e-12))
 
 
-def _binomial_paper(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s: ScheduleTensors) -> BernoulliDist:
+def _binomial_paper(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleTensors) -> BernoulliDist:
     """Table App.1: f_b = σ(z)."""
-    return BernoulliDist(torch.sigmoid(m.net(x_t, k)[:, 0]))
+    return BernoulliDist(torch.sigmoid(_net(m, x_t, k)[:, 0]))
 
 
-def _binomial_residual(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s: ScheduleTensors) -> BernoulliDist:
+def _binomial_residual(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleTensors) -> BernoulliDist:
     """f_b = σ(z + logit of the forward kernel's probability of a 1): z = 0 is the forward kernel itself."""
-    z = m.net(x_t, k)[:, 0]
+    z = _net(m, x_t, k)[:, 0]
     p_stay = m.kernel.step_prob(x_t, gather(s.beta, k, x_t)).clamp(1e-6, 1 - 1e-6)
     return BernoulliDist(torch.sigmoid(z + torch.log(p_stay) - torch.log1p(-p_stay)))
 
@@ -153,7 +171,7 @@ def bit_evidence(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s: Sched
     return torch.where(x_t > 0.5, torch.log(m1) - torch.log(m0), torch.log1p(-m1) - torch.log1p(-m0))
 
 
-def _binomial_posterior(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s: ScheduleTensors) -> BernoulliDist:
+def _binomial_posterior(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleTensors) -> BernoulliDist:
     """The forward posterior averaged over the network's belief about x^0.
 
     The net reads the bits' evidence e (:func:`bit_evidence`), σ(z + e + logit p̄) is
@@ -163,7 +181,7 @@ def _binomial_posterior(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s
     evidence = bit_evidence(m, x_t, k, s)
     # the net sees each bit's evidence, so the phase-like log-likelihoods it needs are linear in its
     # input at every t (raw bits would need a different weighting at each step)
-    z = m.net(evidence / 4, k)
+    z = _net(m, evidence / 4, k)
     pb = m.kernel.p_bar
     p0 = torch.sigmoid(z[:, 0] + evidence + math.log(pb / (1 - pb)))
     q1 = m.kernel.q_posterior(torch.ones_like(x_t), x_t, k, s).prob
@@ -171,7 +189,7 @@ def _binomial_posterior(m: DiffusionModel, x_t: torch.Tensor, k: torch.Tensor, s
     return BernoulliDist(p0 * q1 + (1 - p0) * q0)
 
 
-ReverseFn = Callable[[DiffusionModel, torch.Tensor, torch.Tensor, ScheduleTensors], Distribution]
+ReverseFn = Callable[[DiffusionModel, torch.Tensor, "int | torch.Tensor", ScheduleTensors], Distribution]
 
 #: (kernel, param) → the function computing p(x^k | x^{k+1}) for k ≥ 1. ModelConfig refuses other pairs.
 PARAMETERISATIONS: dict[tuple[str, str], ReverseFn] = {
@@ -181,4 +199,11 @@ PARAMETERISATIONS: dict[tuple[str, str], ReverseFn] = {
     ("binomial", "paper"): _binomial_paper,
     ("binomial", "residual"): _binomial_residual,
     ("binomial", "posterior"): _binomial_posterior,
+}
+
+#: Gaussian param → the per-step coefficients (models.kernels.gaussian.COLUMNS) its function uses, in order
+PARAM_COLUMNS: dict[str, tuple[str, ...]] = {
+    "paper": ("logit_beta",),
+    "code": ("logit_beta", "sqrt_one_m_beta", "sqrt_beta"),
+    "posterior": ("eps_coef", "inv_sqrt_one_m_beta", "log_beta", "log_post_var"),
 }

@@ -144,18 +144,33 @@ class Schedule(nn.Module):
                 raise ValueError("a learned schedule needs β_t < 1 for t ≥ 2")
             self.register_buffer("basis", torch.from_numpy(bump_basis(len(base), J)))
             self.coeffs = nn.Parameter(torch.zeros(J, dtype=torch.float64))
+        self._fixed_part = None  # (base_beta, its version, basis, its version, constants of forward())
 
     @property
     def T(self) -> int:
         return int(self.base_beta.shape[0])
 
+    #: a learned β_t (t ≥ 2) lies in [_LO, _LO + _SPAN] = [1e-6, 1 − 1e-5]
+    _LO, _SPAN = 1e-6, 1.0 - 1e-6 - 1e-5
+
+    def _constants(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What forward() needs of the buffers alone: the base's logits (t ≥ 2), the basis rows (t ≥ 2)
+        and β_1, recomputed only when a buffer is replaced or written to (loading a state, moving)."""
+        f = self._fixed_part
+        b, g = self.base_beta, self.basis
+        if f is None or f[0] is not b or f[1] != b._version or f[2] is not g or f[3] != g._version:
+            with torch.no_grad():
+                # the base mapped through the inverse of the squashing, so that c = 0 gives exactly
+                # β = base (where the base lies in that range)
+                u = ((b[1:] - self._LO) / self._SPAN).clamp(1e-12, 1 - 1e-12)
+                consts = (torch.log(u) - torch.log1p(-u), g[1:], b[:1])
+            f = self._fixed_part = (b, b._version, g, g._version, consts)
+        return f[4]
+
     def forward(self) -> torch.Tensor:
         if not self.learn:
             return self.base_beta
-        # keep β in a numerically safe range: [1e-6, 1 − 1e-5]; the base is mapped through the inverse
-        # of that squashing, so that c = 0 gives exactly β = base (where the base lies in that range)
-        lo, span = 1e-6, 1.0 - 1e-6 - 1e-5
-        u = ((self.base_beta[1:] - lo) / span).clamp(1e-12, 1 - 1e-12)
-        logits = torch.log(u) - torch.log1p(-u) + self.basis[1:] @ self.coeffs
-        rest = lo + torch.sigmoid(logits) * span
-        return torch.cat([self.base_beta[:1], rest])
+        # keep β in a numerically safe range, [1e-6, 1 − 1e-5]: logit β_t = logit(base_t) + Σ_j c_j g_j(t)
+        base_logit, basis, beta_1 = self._constants()
+        rest = torch.sigmoid(torch.addmv(base_logit, basis, self.coeffs)) * self._SPAN + self._LO
+        return torch.cat([beta_1, rest])

@@ -92,6 +92,12 @@ class BinomialKernel:
         log_prior = _sum_dims(x0 * lp + (1 - x0) * lq)
         return {"prior_kl": prior_kl, "h_x1_given_x0": h1, "edge": edge, "log_prior_x0": log_prior}
 
+    def edge_K(self, x0: torch.Tensor, s: ScheduleTensors) -> torch.Tensor:
+        """K's terms other than the KL sum, per example [B] (nats): −prior_kl − h_x1_given_x0 + edge of
+        :meth:`edge_terms`."""
+        e = self.edge_terms(x0, s)
+        return -e["prior_kl"] - e["h_x1_given_x0"] + e["edge"]
+
     # ---- entropies, per bit averaged over bits, nats [T] ------------------------------------
     def _marginal_entropy(self, abar: torch.Tensor, mu0: torch.Tensor) -> torch.Tensor:
         # E_x0 H_b(ᾱ x0 + (1−ᾱ) p̄) per bit, mu0 = P(x0 = 1) per bit [D]; result [T]

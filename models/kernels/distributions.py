@@ -22,7 +22,9 @@ EPS = 1e-7  # Bernoulli probabilities are kept in [EPS, 1 − EPS] inside logari
 
 def sum_dims(v: torch.Tensor) -> torch.Tensor:
     """Sum every dimension but the first: per-element terms [B, *S] → per-example [B]."""
-    return v.reshape(v.shape[0], -1).sum(dim=1)
+    if v.dim() < 2:
+        return v.reshape(v.shape[0], -1).sum(dim=1)
+    return v.sum(dim=tuple(range(1, v.dim())))
 
 
 def bernoulli_entropy(p: torch.Tensor) -> torch.Tensor:
@@ -87,7 +89,7 @@ class GaussianDist(Distribution):
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
-        return self.mean + torch.sqrt(self.var) * noise
+        return torch.addcmul(self.mean, torch.sqrt(self.var), noise)  # mean + √var·noise
 
     def log_prob_elements(self, x: torch.Tensor) -> torch.Tensor:
         """log N(x_i; mean_i, var_i) per element [B, *S] (nats); :meth:`log_prob` sums it per example."""

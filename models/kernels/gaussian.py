@@ -10,8 +10,35 @@ import math
 import numpy as np
 import torch
 
-from . import ScheduleTensors, gather
+from . import Columns, ScheduleTensors, axpy, coefficients, filled
 from .distributions import LOG_2PI, LOG_2PI_E, GaussianDist, sum_dims as _sum_dims
+
+
+#: The Gaussian kernel's per-step quantities (float64 [T], see :func:`models.kernels.coefficients`), the
+#: reverse parameterisations' (models/model.py) included. Products of ᾱ are formed in float64 and cast once
+#: where used: in float32, 1 − ᾱ loses most of its digits when β_1 is small (β_1 = 1e-5: ~0.5 %), which
+#: makes the posterior mean wrong by a large fraction of its sd when β_1 ≲ 1e-4.
+COLUMNS: Columns = {
+    "beta": lambda s: s.beta,
+    "sqrt_beta": lambda s: torch.sqrt(s.beta),
+    "log_beta": lambda s: torch.log(s.beta),
+    "logit_beta": lambda s: torch.log(s.beta) - torch.log1p(-s.beta),
+    "sqrt_one_m_beta": lambda s: torch.sqrt(1 - s.beta),
+    "inv_sqrt_one_m_beta": lambda s: 1 / s.column("sqrt_one_m_beta", COLUMNS),
+    "sqrt_abar": lambda s: torch.sqrt(s.alpha_bar),
+    "one_m_abar": lambda s: 1 - s.alpha_bar,
+    "sqrt_one_m_abar": lambda s: torch.sqrt(s.column("one_m_abar", COLUMNS)),
+    # q(x^{t−1} | x^t, x^0) = N(c0·x^0 + ct·x^t, β̃_t): β̃_t = β_t(1 − ᾱ_{t−1})/(1 − ᾱ_t),
+    # c0 = √ᾱ_{t−1}·β_t/(1 − ᾱ_t), ct = √α_t·(1 − ᾱ_{t−1})/(1 − ᾱ_t)
+    "post_scale": lambda s: (1 - s.alpha_bar_prev) / s.column("one_m_abar", COLUMNS),
+    "post_var": lambda s: s.beta * s.column("post_scale", COLUMNS),
+    "log_post_var": lambda s: torch.log(s.column("post_var", COLUMNS)),
+    "post_c0": lambda s: torch.sqrt(s.alpha_bar_prev) * s.beta / s.column("one_m_abar", COLUMNS),
+    "post_ct": lambda s: s.column("sqrt_one_m_beta", COLUMNS) * s.column("post_scale", COLUMNS),
+    # ε-style means: x^{k+1} = √ᾱ·x^0 + √(1 − ᾱ)·ε, so μ̃ = (x^{k+1} − eps_coef·ε)/√(1 − β)
+    "eps_coef": lambda s: s.beta / s.column("sqrt_one_m_abar", COLUMNS),
+    "eps_scale": lambda s: s.column("sqrt_one_m_beta", COLUMNS) * s.column("sqrt_one_m_abar", COLUMNS) / s.beta,
+}
 
 
 def beta1_cap_bits_per_dim(beta) -> float:
@@ -27,10 +54,14 @@ class GaussianKernel:
     name = "gaussian"
 
     # ---- forward process --------------------------------------------------------------------
+    #: the per-step coefficients (:data:`COLUMNS`) of q_sample and q_posterior
+    SAMPLE_COLUMNS = ("sqrt_abar", "sqrt_one_m_abar")
+    POSTERIOR_COLUMNS = ("post_c0", "post_ct", "post_var")
+
     def q_transition(self, x_prev: torch.Tensor, k, s: ScheduleTensors) -> GaussianDist:
         """q(x^{k+1} | x^k) = N(√(1−β_t)·x^k, β_t·I), paper step t = k + 1."""
-        beta = gather(s.beta, k, x_prev)
-        return GaussianDist(torch.sqrt(1 - beta) * x_prev, beta.expand_as(x_prev))
+        a, beta = coefficients(s, k, x_prev, ("sqrt_one_m_beta", "beta"), COLUMNS)
+        return GaussianDist(a * x_prev, filled(beta, x_prev))
 
     def q_step(self, x_prev: torch.Tensor, k, s: ScheduleTensors, generator=None) -> torch.Tensor:
         """Sample x^{k+1} ~ q(· | x^k) (one forward step, paper step t = k + 1)."""
@@ -38,9 +69,8 @@ class GaussianKernel:
 
     def q_marginal(self, x0: torch.Tensor, k, s: ScheduleTensors) -> GaussianDist:
         """q(x^{k+1} | x^0) = N(√ᾱ·x^0, (1 − ᾱ)·I) (mean [B,*S], var expanded to it)."""
-        # products of ᾱ are formed in float64 and cast once: in float32, 1 − ᾱ loses most of its digits
-        # when β_1 is small (β_1 = 1e-5: ~0.5 %)
-        return GaussianDist(gather(torch.sqrt(s.alpha_bar), k, x0) * x0, gather(1 - s.alpha_bar, k, x0).expand_as(x0))
+        a, v = coefficients(s, k, x0, ("sqrt_abar", "one_m_abar"), COLUMNS)
+        return GaussianDist(a * x0, filled(v, x0))
 
     @staticmethod
     def noise_like(x: torch.Tensor, generator=None) -> torch.Tensor:
@@ -49,21 +79,18 @@ class GaussianKernel:
 
     def q_sample(self, x0: torch.Tensor, k, s: ScheduleTensors, noise: torch.Tensor) -> torch.Tensor:
         """x^{k+1} = √ᾱ·x^0 + √(1−ᾱ)·ε with given ε (frozen noise: differentiable in β)."""
-        return gather(torch.sqrt(s.alpha_bar), k, x0) * x0 + gather(torch.sqrt(1 - s.alpha_bar), k, x0) * noise
+        a, b = coefficients(s, k, x0, self.SAMPLE_COLUMNS, COLUMNS)
+        return axpy(b, noise, a * x0)
 
     def q_posterior(self, x0: torch.Tensor, xt: torch.Tensor, k, s: ScheduleTensors) -> GaussianDist:
         """q(x^k | x^{k+1}, x^0) = N(μ̃, β̃·I) for k ≥ 1 (paper t = k + 1 ≥ 2).
 
         β̃_t = β_t(1 − ᾱ_{t−1})/(1 − ᾱ_t);
         μ̃_t = √ᾱ_{t−1}·β_t/(1 − ᾱ_t)·x^0 + √α_t·(1 − ᾱ_{t−1})/(1 − ᾱ_t)·x^t.
+        Coefficients per step in float64, cast once (:data:`COLUMNS`).
         """
-        # coefficients per step in float64 (s's dtype), cast once by gather: computing 1 − ᾱ from a
-        # float32 ᾱ makes the posterior mean wrong by a large fraction of its sd when β_1 ≲ 1e-4
-        one_m_abar = 1 - s.alpha_bar
-        var = gather(s.beta * (1 - s.alpha_bar_prev) / one_m_abar, k, x0)
-        c0 = gather(torch.sqrt(s.alpha_bar_prev) * s.beta / one_m_abar, k, x0)
-        ct = gather(torch.sqrt(1 - s.beta) * (1 - s.alpha_bar_prev) / one_m_abar, k, x0)
-        return GaussianDist(c0 * x0 + ct * xt, var.expand_as(x0))
+        c0, ct, var = coefficients(s, k, x0, self.POSTERIOR_COLUMNS, COLUMNS)
+        return GaussianDist(axpy(ct, xt, c0 * x0), filled(var, x0))
 
     # ---- prior ------------------------------------------------------------------------------
     def prior_sample(self, shape, generator=None, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -76,8 +103,8 @@ class GaussianKernel:
     # ---- the fixed last reverse step -------------------------------------------------------
     def last_step(self, x1: torch.Tensor, s: ScheduleTensors) -> GaussianDist:
         """The fixed last reverse step p(x^0 | x^1) = N(√(1−β_1)·x^1, β_1·I) (App. B edge effect)."""
-        beta1 = s.beta[0].to(x1.dtype)
-        return GaussianDist(torch.sqrt(1 - beta1) * x1, beta1 * torch.ones_like(x1))
+        a, beta1 = coefficients(s, 0, x1, ("sqrt_one_m_beta", "beta"), COLUMNS)
+        return GaussianDist(a * x1, filled(beta1, x1))
 
     @staticmethod
     def cap_bits_per_dim(beta) -> float | None:
@@ -101,6 +128,16 @@ class GaussianKernel:
         edge = 0.5 * beta1 * (D - sq)
         log_prior = -0.5 * (D * LOG_2PI + sq)
         return {"prior_kl": prior_kl, "h_x1_given_x0": h1, "edge": edge, "log_prior_x0": log_prior}
+
+    def edge_K(self, x0: torch.Tensor, s: ScheduleTensors) -> torch.Tensor:
+        """K's terms other than the KL sum, per example [B] (nats): −prior_kl − h_x1_given_x0 + edge of
+        :meth:`edge_terms`, collected as −½(ᾱ_T + β_1)·|x^0|² + ½D·(ᾱ_T + log(1 − ᾱ_T) − log(2πe·β_1) + β_1)."""
+        D = x0[0].numel()
+        x0_64 = x0.to(torch.float64)
+        sq = _sum_dims(x0_64 * x0_64)
+        abar_T, beta1 = s.alpha_bar[-1], s.beta[0]
+        const = (abar_T + torch.log1p(-abar_T) - torch.log(beta1) + beta1 - LOG_2PI_E) * (0.5 * D)
+        return torch.addcmul(const, abar_T + beta1, sq, value=-0.5)
 
     # ---- entropies (Eq. 24, App. A), per dimension, nats [T] ----------------------------------
     def conditional_entropy(self, s: ScheduleTensors, x0: torch.Tensor | None = None) -> torch.Tensor:
