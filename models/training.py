@@ -63,6 +63,77 @@ class TrainConfig:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
 
 
+def _by_device_and_dtype(params: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """``params`` grouped by device and dtype, in the order torch's gradient clipping groups them (so
+    the norms it stacks come in the same order: the same total norm to the last bit)."""
+    try:
+        from torch.utils._foreach_utils import _group_tensors_by_device_and_dtype
+    except ImportError:  # a torch without it: first appearance
+        groups: dict = {}
+        for p in params:
+            groups.setdefault((p.device, p.dtype), []).append(p)
+        return list(groups.values())
+    return [list(ts) for (ts,), _ in _group_tensors_by_device_and_dtype([params]).values()]
+
+
+def _grad_norm_(groups: list[list[torch.Tensor]], max_norm: float | None) -> torch.Tensor:
+    """The total 2-norm of the gradients of the parameters in ``groups`` (:func:`_by_device_and_dtype`)
+    and, with ``max_norm``, those gradients scaled in place by min(1, max_norm/(norm + 1e-6)): the
+    numbers of ``torch.nn.utils.clip_grad_norm_(…, foreach=True)`` (or ``get_total_norm``), without its
+    regrouping on every call. A 0-d tensor on the parameters' first device; no host read."""
+    grads = [[p.grad for p in ps if p.grad is not None] for ps in groups]
+    grads = [gs for gs in grads if gs]
+    norms = [n for gs in grads for n in torch._foreach_norm(gs, 2.0)]
+    total = torch.linalg.vector_norm(torch.stack([n.to(norms[0].device) for n in norms]), 2.0)
+    if max_norm:
+        coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+        for gs in grads:
+            torch._foreach_mul_(gs, coef.to(gs[0].device))
+    return total
+
+
+class _FusedAdamStep:
+    """``optimizer.step()`` for this trainer's fused Adam (``torch.optim.Adam(fused=True)``: no weight
+    decay, amsgrad or maximize): the same kernel, ``torch._fused_adam_``, on the same tensors, so the same
+    numbers, without torch.optim's per-call bookkeeping (hooks, regrouping tensors by device and dtype),
+    which costs more than the update itself on a small network. The first step (it creates the state),
+    a parameter without a gradient, or any other setting goes through ``optimizer.step()``."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer):
+        self.optimizer = optimizer
+        self._plan = None  # (state, param_groups, [(group, params, exp_avgs, exp_avg_sqs, steps)])
+
+    def _make_plan(self):
+        opt = self.optimizer
+        plan = []
+        for g in opt.param_groups:
+            if not g.get("fused") or g.get("amsgrad") or g.get("weight_decay") or g.get("maximize") \
+                    or g.get("capturable") or g.get("differentiable") or g.get("decoupled_weight_decay"):
+                return None
+            states = [opt.state.get(p) for p in g["params"]]
+            if not all(st and "exp_avg" in st and "step" in st for st in states):
+                return None
+            for ps in _by_device_and_dtype(g["params"]):
+                sts = [opt.state[p] for p in ps]
+                plan.append((g, ps, [st["exp_avg"] for st in sts], [st["exp_avg_sq"] for st in sts],
+                             [st["step"] for st in sts]))
+        return opt.state, opt.param_groups, plan
+
+    def __call__(self) -> None:
+        opt = self.optimizer
+        plan = self._plan
+        if plan is None or plan[0] is not opt.state or plan[1] is not opt.param_groups:
+            plan = self._plan = self._make_plan()
+        if plan is None or any(p.grad is None for _, ps, _, _, _ in plan[2] for p in ps):
+            opt.step()
+            return
+        for g, ps, exp_avgs, exp_avg_sqs, steps in plan[2]:
+            beta1, beta2 = g["betas"]
+            torch._foreach_add_(steps, 1)
+            torch._fused_adam_(ps, [p.grad for p in ps], exp_avgs, exp_avg_sqs, [], steps, lr=g["lr"], beta1=beta1,
+                               beta2=beta2, weight_decay=0.0, eps=g["eps"], amsgrad=False, maximize=False)
+
+
 @dataclass(frozen=True)
 class TrainProgress:
     """One progress record. Bits are in the data's unit (per point / sequence / pixel); per-step arrays
@@ -144,6 +215,8 @@ class Trainer:
         self.data_generator = make_generator("cpu", rank_seed(config.seed + iteration, launch))
         self.generator = make_generator(self.device, rank_seed(config.seed + 1 + iteration, launch))
         self._params = [p for p in self.model.parameters()]
+        self._param_groups = _by_device_and_dtype(self._params)  # for the gradient norm
+        self._optimizer_step = _FusedAdamStep(self.optimizer) if config.optimizer == "adam" else self.optimizer.step
         self._ema_pairs = (([pe for pe in self.ema_model.parameters()], self._params) if self.ema_model is not None
                            else None)
         self._loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)  # on device between reports
@@ -203,18 +276,18 @@ class Trainer:
         which clipping computes anyway, is finite (a NaN or Inf anywhere makes it non-finite)."""
         x0 = self.data.sample_train(self.config.batch_size, self.data_generator).to(self.device)
         loss, neg_K = self.loss_module(x0, self.generator)
-        self.optimizer.zero_grad(set_to_none=True)
+        for p in self._params:  # the optimiser's parameters are the model's
+            p.grad = None
         loss.backward()  # under DDP, every rank's gradients are averaged here: all ranks see the same norm
-        if self.config.grad_clip:
-            norm = torch.nn.utils.clip_grad_norm_(self._params, self.config.grad_clip, foreach=True)
-        else:
-            norm = torch.nn.utils.get_total_norm([p.grad for p in self._params if p.grad is not None], foreach=True)
-        # under DDP the norm is the same on every rank (a rank-local loss could make them disagree)
-        ok = torch.isfinite(norm) if self.launch is not None else torch.isfinite(norm) & torch.isfinite(loss.detach())
+        norm = _grad_norm_(self._param_groups, self.config.grad_clip)  # clipped when grad_clip is set
+        # under DDP the norm is the same on every rank (a rank-local loss could make them disagree); a sum
+        # is finite when both terms are
+        ok = torch.isfinite(norm if self.launch is not None else norm + loss.detach())
         if not bool(ok):
-            self.optimizer.zero_grad(set_to_none=True)
+            for p in self._params:
+                p.grad = None
             return False
-        self.optimizer.step()
+        self._optimizer_step()
         self.iteration += 1
         if self._ema_pairs is not None:
             with torch.no_grad():

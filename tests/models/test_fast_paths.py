@@ -1,0 +1,157 @@
+"""Tests of the shortcuts that keep the trainer and the sampler cheap on a small network (bench/overhead.py):
+each must give the numbers of the plain computation it replaces."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from math_helpers import learned_betas, odd_betas, sched
+from models.config import ModelConfig
+from models.kernels import ScheduleTensors, coefficients, gather
+from models.kernels.gaussian import COLUMNS, GaussianKernel
+from models.model import DiffusionModel
+from models.schedules import Schedule, reference_betas
+from models.training import _by_device_and_dtype, _FusedAdamStep, _grad_norm_
+
+
+def _mixed_params(seed: int) -> list[torch.Tensor]:
+    """Parameters of two dtypes, as a model with a learned β has (float64 coefficients first)."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = [((10,), torch.float64), ((12, 64), torch.float32), ((64,), torch.float32), ((40, 64), torch.float32)]
+    return [torch.randn(s, generator=g, dtype=dt).requires_grad_(True) for s, dt in shapes]
+
+
+def _set_grads(params, seed: int, scale: float) -> None:
+    g = torch.Generator().manual_seed(seed)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype) * scale
+
+
+@pytest.mark.parametrize("max_norm, scale", [(1.0, 1.0), (1.0, 1e-3), (None, 1.0)])
+def test_grad_norm_is_torchs_clip_grad_norm_to_the_last_bit(max_norm, scale):
+    a, b = _mixed_params(0), _mixed_params(0)
+    _set_grads(a, 1, scale)
+    _set_grads(b, 1, scale)
+    if max_norm is None:
+        want = torch.nn.utils.get_total_norm([p.grad for p in a], foreach=True)
+    else:
+        want = torch.nn.utils.clip_grad_norm_(a, max_norm, foreach=True)
+    got = _grad_norm_(_by_device_and_dtype(b), max_norm)
+    assert torch.equal(got, want)
+    assert all(torch.equal(p.grad, q.grad) for p, q in zip(a, b))
+    if max_norm is not None and scale == 1.0:  # clipping did act
+        assert float(torch.linalg.vector_norm(torch.stack([q.grad.norm().double() for q in b]))) == pytest.approx(1.0)
+
+
+def test_fused_adam_step_is_optimizer_step_to_the_last_bit_also_after_loading_a_state():
+    a, b = _mixed_params(0), _mixed_params(0)
+
+    def adam(ps):
+        return torch.optim.Adam([{"params": ps[1:], "lr": 1e-2}, {"params": ps[:1], "lr": 3e-3}], fused=True)
+
+    oa, ob = adam(a), adam(b)
+    fast = _FusedAdamStep(ob)
+    for i in range(6):
+        _set_grads(a, 10 + i, 1.0)
+        _set_grads(b, 10 + i, 1.0)
+        for g in (*oa.param_groups, *ob.param_groups):
+            g["lr"] *= 0.9  # the trainer's learning-rate decay
+        oa.step()
+        fast()
+    assert fast._plan is not None  # steps after the first took the shortcut
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    sa, sb = oa.state_dict()["state"], ob.state_dict()["state"]
+    assert all(torch.equal(sa[i][key], sb[i][key]) for i in sa for key in sa[i])
+    # a state loaded into the optimiser (a resumed run) is the one stepped from then on
+    state = oa.state_dict()
+    ob.load_state_dict(copy.deepcopy(state))  # (a loaded state may share the tensors it was given)
+    oa.load_state_dict(copy.deepcopy(state))
+    _set_grads(a, 99, 1.0)
+    _set_grads(b, 99, 1.0)
+    oa.step()
+    fast()
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    assert all(torch.equal(oa.state[p]["step"], ob.state[q]["step"]) for p, q in zip(a, b))
+    # a parameter without a gradient is left alone, as optimizer.step() leaves it
+    before = b[0].detach().clone()
+    _set_grads(b, 100, 1.0)
+    b[0].grad = None
+    fast()
+    assert torch.equal(b[0], before) and not torch.equal(b[1], a[1])
+
+
+@pytest.mark.parametrize("betas", [odd_betas(12), learned_betas(30), reference_betas(50)])
+def test_coefficients_agree_with_gathering_each_one(betas):
+    s = sched(betas)
+    T = s.T
+    x = torch.zeros(7, 3, 2, dtype=torch.float32)
+    k = torch.tensor([1, 2, T - 1, 5, 1, 3, T - 2])
+    names = ("sqrt_abar", "post_c0", "post_var", "logit_beta")
+    cols = {n: COLUMNS[n](s) for n in names}
+    for got, n in zip(coefficients(s, k, x, names, COLUMNS), names):
+        assert got.shape == (7, 1, 1) and got.dtype == torch.float32
+        assert torch.equal(got, gather(cols[n], k, x))
+    for kk in (0, 4, T - 1):  # an int step without gradient: Python floats, the float32 values
+        vals = coefficients(s, kk, x, names, COLUMNS)
+        assert all(isinstance(v, float) for v in vals)
+        assert vals == tuple(float(cols[n][kk].to(torch.float32)) for n in names)
+
+
+def test_a_table_made_without_gradient_is_not_used_where_the_schedule_is_learned():
+    sch = Schedule(reference_betas(20), learn=True)
+    with torch.no_grad():
+        sch.coeffs.normal_()
+    s = ScheduleTensors.from_beta(sch())
+    x0 = torch.randn(4, 2)
+    k = torch.tensor([1, 5, 9, 19])
+    with torch.no_grad():
+        GaussianKernel().q_sample(x0, k, s, torch.ones_like(x0))  # tables without gradient
+        GaussianKernel().q_sample(x0, 3, s, torch.ones_like(x0))
+    GaussianKernel().q_sample(x0, k, s, torch.ones_like(x0)).sum().backward()
+    assert sch.coeffs.grad is not None and float(sch.coeffs.grad.abs().sum()) > 0
+
+
+def test_learned_alpha_bar_gradient_is_cumprods():
+    sch = Schedule(reference_betas(40), learn=True)
+    with torch.no_grad():
+        sch.coeffs.normal_()
+    w = torch.randn(40, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    (ScheduleTensors.from_beta(sch()).alpha_bar * w).sum().backward()
+    got = sch.coeffs.grad.clone()
+    sch.coeffs.grad = None
+    (torch.cumprod(1 - sch(), 0) * w).sum().backward()
+    assert torch.equal(got, sch.coeffs.grad)
+
+
+def test_a_schedules_constants_follow_a_loaded_base():
+    a, b = Schedule(reference_betas(20), learn=True), Schedule(reference_betas(20, beta_1=1e-4) * 0.5, learn=True)
+    before = a().detach().clone()
+    a.load_state_dict(b.state_dict())
+    assert torch.equal(a(), b()) and not torch.equal(a(), before)
+
+
+@pytest.mark.parametrize("param", ["code", "paper", "posterior"])
+def test_the_per_step_kl_with_gathered_coefficients_equals_the_per_call_one(param):
+    """step_kl gathers every coefficient of a step at once; calling the pieces one by one gives the same."""
+    from models.bound import step_kl
+
+    cfg = ModelConfig(kernel="gaussian", T=25, example_shape=(2,), arch="mlp", hidden=16, layers=2, readout="bump",
+                      J=5, schedule="linear", learn_beta=True, param=param)
+    torch.manual_seed(0)
+    m = DiffusionModel(cfg).double()
+    with torch.no_grad():
+        m.schedule.coeffs.normal_()
+    x0 = torch.randn(16, 2, dtype=torch.float64)
+    noise = torch.randn(16, 2, dtype=torch.float64)
+    k = torch.randint(1, 25, (16,), generator=torch.Generator().manual_seed(1))
+    kl = step_kl(m, x0, k, m.schedule_tensors(), noise)
+    s = m.schedule_tensors()
+    x_t = m.kernel.q_sample(x0, k, s, noise)
+    ref = m.kernel.q_posterior(x0, x_t, k, s).kl(m.reverse_step(x_t, k, s))
+    torch.testing.assert_close(kl, ref, rtol=1e-12, atol=1e-12)
+    # the edge terms collected in a few operations are the sum of the reported ones
+    e = m.kernel.edge_terms(x0, s)
+    torch.testing.assert_close(m.kernel.edge_K(x0, s), -e["prior_kl"] - e["h_x1_given_x0"] + e["edge"],
+                               rtol=1e-12, atol=1e-10)
