@@ -30,7 +30,11 @@ Measured:
   that grew after the first minute (slows the app);
 * hangs: an inpainting run longer than ``--run-timeout`` s, training that makes no progress for 60 s,
   and (``faulthandler``) a traceback of every thread on stderr if the event loop stops for 60 s;
-  exceptions raised in the app's slots are counted and listed (``app_exceptions``).
+  exceptions raised in the app's slots are counted and listed (``app_exceptions``);
+* where the stalls come from (``--stall-stacks``): a sampling thread looks at the GUI thread's Python
+  stack every 2 ms while the event loop is more than 30 ms late and prints the most frequent stacks
+  (innermost first) with the stall time they account for. A stack that ends in the event loop itself
+  is time spent in Qt (painting, layout) or waiting for the interpreter lock held by another thread.
 
 The app's data folder (XDG_DATA_HOME: the training autosave) is a scratch folder, and the settings a
 throw-away INI file: the soak never touches the user's files.
@@ -52,7 +56,9 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from pathlib import Path
 
 if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -124,6 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--run-timeout", type=float, default=300.0, help="an inpainting run longer than this is a hang")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--tracemalloc", action="store_true", help="top allocation sites grown after minute 1")
+    ap.add_argument("--stall-stacks", action="store_true", help="sample the GUI thread's stack during stalls")
     args = ap.parse_args(argv)
 
     import torch
@@ -235,7 +242,7 @@ def main(argv=None) -> int:
     clock_ref["clock"] = clock
     lateness: list[float] = []
     late_at: list[float] = []  # seconds into the soak of each lateness sample
-    last_tick = {"t": None}
+    last_tick = {"t": None, "wall": None}
     rss: list[tuple[float, float]] = []
     runs = {"started": 0, "completed": 0, "cancelled": 0, "failed_to_start": 0, "errors": 0, "durations": [],
             "t0": None, "seed": 0, "last_ok": False, "frames": 0}
@@ -255,9 +262,28 @@ def main(argv=None) -> int:
             lateness.append(max(0.0, t - last_tick["t"] - 10.0))
             late_at.append(t / 1000.0)
         last_tick["t"] = t
+        last_tick["wall"] = time.perf_counter()
 
     def skip_probe():  # our own diagnostics must not count as the app's stalls
-        last_tick["t"] = None
+        last_tick["t"] = last_tick["wall"] = None
+
+    stall_stacks: collections.Counter = collections.Counter()
+    stall_samples: list = []  # (seconds into the soak, stack) of every sample
+    sampler_stop = threading.Event()
+
+    def sample_stalls(main_ident: int, every_s: float = 0.002, late_ms: float = 30.0) -> None:
+        """(a thread) The GUI thread's stack, each time the event loop is more than ``late_ms`` late."""
+        while not sampler_stop.wait(every_s):
+            wall = last_tick["wall"]
+            if wall is None or done["flag"] or (time.perf_counter() - wall) * 1000 - 10 < late_ms:
+                continue
+            frame = sys._current_frames().get(main_ident)
+            if frame is None:
+                continue
+            stack = traceback.extract_stack(frame)[::-1]  # innermost first
+            key = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack[:7])
+            stall_stacks[key] += 1
+            stall_samples.append((now_s(), key))
 
     def qt_counts() -> dict:
         return {"window_qobjects": len(win.findChildren(QObject)), "inpaint_qobjects": len(panel.findChildren(QObject)),
@@ -397,7 +423,12 @@ def main(argv=None) -> int:
     end_timer.start()
     watchdog()
     QTimer.singleShot(0, start_run)
+    sampler = None
+    if args.stall_stacks:
+        sampler = threading.Thread(target=sample_stalls, args=(threading.get_ident(),), daemon=True)
+        sampler.start()
     loop.exec()
+    sampler_stop.set()
 
     # ---- after ---------------------------------------------------------------------------------
     train_its = trainer.iteration - it0
@@ -486,11 +517,19 @@ def main(argv=None) -> int:
     }
     if tm_top:
         out["tracemalloc_top"] = tm_top
+    if args.stall_stacks:  # each sample stands for ~2 ms of stall
+        out["stall_stacks"] = [[2 * n, key] for key, n in stall_stacks.most_common(15)]
+        worst = []  # the stacks seen during each of the five worst stalls
+        for at, ms in out["stall_worst"]:
+            seen = collections.Counter(k for t, k in stall_samples if at - ms / 1000 - 0.01 <= t <= at + 0.01)
+            worst.append([at, ms, [[2 * n, k] for k, n in seen.most_common(3)]])
+        out["stall_worst_stacks"] = worst
     if args.json:
         print(json.dumps(out))
         return 0
     targets = {"rss_growth_mb": f"< {RSS_TARGET_MB:g}", "stall_p99_ms": f"< {STALL_P99_TARGET_MS:g}"}
-    skip = {"rss_samples", "app_exception_messages", "object_growth_after_1min", "qt_object_growth_after_1min", "tracemalloc_top", "hangs"}
+    skip = {"rss_samples", "app_exception_messages", "object_growth_after_1min", "qt_object_growth_after_1min",
+            "tracemalloc_top", "hangs", "stall_stacks", "stall_worst_stacks"}
     for k, v in out.items():
         if k in skip:
             continue
@@ -507,6 +546,12 @@ def main(argv=None) -> int:
         print(f"{'Qt objects grown after 1 min':>28s}  {grow_qt}")
     for size, tb in tm_top:
         print(f"{'tracemalloc':>28s}  {size}: " + " | ".join(line.strip() for line in tb))
+    for ms, key in out.get("stall_stacks", []):
+        print(f"{'stalled in (~ms)':>28s}  {ms:6d}  {key}")
+    for at, ms, stacks in out.get("stall_worst_stacks", []):
+        print(f"{'worst stall':>28s}  {ms:.0f} ms at {at:.1f} s:")
+        for n, key in stacks:
+            print(f"{'':>28s}    {n:6d}  {key}")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QGraphicsItem
 
 PEN_TRAIN = pg.mkPen(150, 170, 220, width=1)
 PEN_HELDOUT = pg.mkPen(30, 90, 200, width=2)
@@ -25,6 +26,8 @@ def make_plot(title: str, x_label: str, y_label: str, name: str = "", long: bool
     pi.setLabel("bottom", x_label)
     pi.setLabel("left", y_label)
     pi.showGrid(x=True, y=True, alpha=0.15)
+    for side in ("left", "bottom"):  # with a grid, an axis paints the whole view: a moving cursor or a
+        pi.getAxis(side).setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # new point blits it from a cache
     if long:
         pi.setClipToView(True)
         pi.setDownsampling(auto=True, mode="peak")
@@ -66,21 +69,40 @@ class StaggeredRefresh:
 
 
 PEN_CURSOR = pg.mkPen(90, 90, 90, 160, width=1, style=pg.QtCore.Qt.DotLine)
+CURSOR_EVERY_MS = 100  # a cursor moves at most this often (each move repaints its whole plot)
 
 
 class TimeCursor:
     """A vertical line at the t shown by the trajectory slider, on a plot whose x axis is t. It
-    follows the state's frame, direction and trajectory; hidden while there is no trajectory."""
+    follows the state's frame, direction and trajectory; hidden while there is no trajectory. A frame
+    change is drawn at once, later ones within CURSOR_EVERY_MS together at its end (during playback
+    the cursors move ~10 times a second instead of at the animation's frame rate)."""
 
     def __init__(self, state, plot: pg.PlotWidget):
         self.state = state
         self.line = pg.InfiniteLine(angle=90, pen=PEN_CURSOR, movable=False)
         self.line.setZValue(20)
         plot.getPlotItem().addItem(self.line, ignoreBounds=True)
-        state.frame_changed.connect(lambda _i: self.update())
+        self._timer = QTimer(plot, singleShot=True, interval=CURSOR_EVERY_MS)
+        self._timer.timeout.connect(self._catch_up)
+        self._stale = False
+        state.frame_changed.connect(lambda _i: self.request())
         state.trajectory_changed.connect(lambda _d: self.update())
         state.direction_changed.connect(lambda _d: self.update())
         self.update()
+
+    def request(self) -> None:
+        if self._timer.isActive():
+            self._stale = True
+            return
+        self.update()
+        self._timer.start()
+
+    def _catch_up(self) -> None:
+        if self._stale:
+            self._stale = False
+            self.update()
+            self._timer.start()
 
     @property
     def t(self) -> int | None:

@@ -221,8 +221,8 @@ def test_time_cursors_follow_the_slider(qtbot, qapp):
     s.set_trajectory(Trajectory("reverse", np.zeros((11, 5, 2), np.float32), np.arange(11), "points"))
     s.set_frame(4)
     assert all(c.line.isVisible() and c.line.value() == 4 for c in cursors)
-    s.set_frame(9)
-    assert all(c.line.value() == 9 for c in cursors)
+    s.set_frame(9)  # moves within 100 ms of the last are drawn together (explorer/panels/_plots.py)
+    qtbot.waitUntil(lambda: all(c.line.value() == 9 for c in cursors), timeout=60_000)
 
 
 def test_sparse_model_entropy_is_drawn_as_points(qapp):
