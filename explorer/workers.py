@@ -503,12 +503,18 @@ def _release_task(worker) -> None:
     caller's hold their own closures) are held through Qt, a cycle Python's gc cannot see, so they are
     disconnected once the finished signal has reached every slot."""
     _LIVE_TASKS.discard(worker)
+    # what the task was given is dropped now: PySide can keep a finished worker object alive from C++
+    # (seen intermittently, with no Python referrer), and it must not keep a model or a data set with it
+    worker._func, worker._args, worker._kwargs = None, (), {}
 
     def disconnect():
         with warnings.catch_warnings():  # PySide warns for a signal with nothing connected
             warnings.simplefilter("ignore", RuntimeWarning)
-            for sig in (worker.returned, worker.errored, worker.finished):
-                sig.disconnect()
+            for sig in ("returned", "errored", "finished"):
+                try:
+                    getattr(worker, sig).disconnect()
+                except (RuntimeError, TypeError):  # nothing connected, or the signals object is gone
+                    pass
 
     QTimer.singleShot(0, disconnect)
 
