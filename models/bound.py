@@ -17,6 +17,7 @@ Units (models/README.md, Units and the null model): bits = nats / ln 2; "per pix
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -70,6 +71,29 @@ def step_kl(model: DiffusionModel, x0: torch.Tensor, k: torch.Tensor, s, noise: 
     return model.kernel.q_posterior(x0, x_t, k, s).kl(p)
 
 
+@functools.lru_cache(maxsize=16)
+def _arange(n: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(n, device=device)
+
+
+def _stratified_steps(B: int, m: int, T: int, device: torch.device, generator) -> torch.Tensor:
+    """Step indices [B·m] (example-major): example b takes k = 1 + ⌊(j + u_b)(T − 1)/m⌋, j = 0..m−1,
+    u_b ~ U(0, 1), so each k ∈ {1 … T−1} is included with probability m/(T − 1)."""
+    u = torch.rand(B, 1, generator=generator, device=device)
+    k = (u + _arange(m, device)[None]).mul_(T - 1).div_(m).floor_().add_(1).long()
+    return k.clamp_(1, T - 1).view(-1)
+
+
+@functools.lru_cache(maxsize=16)
+def _repeat_index(B: int, m: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(B, device=device).repeat_interleave(m)
+
+
+def _repeat_rows(x: torch.Tensor, m: int) -> torch.Tensor:
+    """Each example of ``x`` [B, *S] ``m`` times in a row, [B·m, *S] (``x.repeat_interleave(m, dim=0)``)."""
+    return x if m == 1 else x.index_select(0, _repeat_index(x.shape[0], m, x.device))
+
+
 def _noise_like(model: DiffusionModel, x0: torch.Tensor, generator) -> torch.Tensor:
     return model.kernel.noise_like(x0, generator)
 
@@ -113,10 +137,8 @@ def hybrid_terms(model: DiffusionModel, x0: torch.Tensor, n_steps: int = 1, gene
         k = torch.randint(1, T, (B,), generator=generator, device=x0.device)
         x_rep = x0
     else:
-        u = torch.rand(B, 1, generator=generator, device=x0.device)
-        j = torch.arange(m, device=x0.device)[None]
-        k = (1 + torch.floor((j + u) * (T - 1) / m)).long().clamp(1, T - 1).reshape(-1)
-        x_rep = x0.repeat_interleave(m, dim=0)
+        k = _stratified_steps(B, m, T, x0.device, generator)
+        x_rep = _repeat_rows(x0, m)
     noise = _noise_like(model, x_rep, generator)
     model.prefetch_coefficients(s, k, x_rep, extra=("eps_scale",))
     x_t = model.kernel.q_sample(x_rep, k, s, noise)
@@ -143,10 +165,8 @@ def sampled_K_nats(model: DiffusionModel, x0: torch.Tensor, n_steps: int, genera
     if m == T - 1:
         k = torch.arange(1, T, device=x0.device).repeat(B)
     else:
-        u = torch.rand(B, 1, generator=generator, device=x0.device)
-        j = torch.arange(m, device=x0.device)[None]
-        k = (1 + torch.floor((j + u) * (T - 1) / m)).long().clamp(1, T - 1).reshape(-1)
-    x_rep = x0.repeat_interleave(m, dim=0)
+        k = _stratified_steps(B, m, T, x0.device, generator)
+    x_rep = _repeat_rows(x0, m)
     kl = step_kl(model, x_rep, k, s, _noise_like(model, x_rep, generator)).reshape(B, m)
     return torch.add(model.kernel.edge_K(x0, s), kl.to(torch.float64).sum(1), alpha=-((T - 1) / m))
 

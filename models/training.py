@@ -83,12 +83,13 @@ def _grad_norm_(groups: list[list[torch.Tensor]], max_norm: float | None) -> tor
     regrouping on every call. A 0-d tensor on the parameters' first device; no host read."""
     grads = [[p.grad for p in ps if p.grad is not None] for ps in groups]
     grads = [gs for gs in grads if gs]
-    norms = [n for gs in grads for n in torch._foreach_norm(gs, 2.0)]
-    total = torch.linalg.vector_norm(torch.stack([n.to(norms[0].device) for n in norms]), 2.0)
+    first = grads[0][0].device
+    norms = [n if n.device == first else n.to(first) for gs in grads for n in torch._foreach_norm(gs, 2.0)]
+    total = torch.linalg.vector_norm(torch.stack(norms), 2.0)
     if max_norm:
         coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
         for gs in grads:
-            torch._foreach_mul_(gs, coef.to(gs[0].device))
+            torch._foreach_mul_(gs, coef if gs[0].device == first else coef.to(gs[0].device))
     return total
 
 

@@ -82,24 +82,26 @@ def coefficients(s: ScheduleTensors, k, like: torch.Tensor, names: tuple[str, ..
     int ``k``, Python floats when no gradient flows into the schedule (the table read to the host once per
     schedule), else 0-d tensors. The table is built in float64 and cast to ``like``'s dtype once per
     schedule."""
-    grad = s._tracks_grad()
-    if isinstance(k, torch.Tensor) and k.dim() == 1:
-        got = s._memo.get(("rows", id(columns), like.dtype, like.dim(), grad))
+    grad = torch.is_grad_enabled() and s.beta.requires_grad  # (ScheduleTensors._tracks_grad)
+    memo = s._memo
+    is_tensor = isinstance(k, torch.Tensor)
+    if is_tensor and k.dim() == 1:
+        got = memo.get(("rows", id(columns), like.dtype, like.dim(), grad))
         if got is not None and got[0] is k and all(n in got[1] for n in names):
             return tuple(got[1][n] for n in names)
     key = ("table", id(columns), names, like.dtype, grad)
-    entry = s._memo.get(key)
+    entry = memo.get(key)
     if entry is None:
         table = torch.stack([s.column(n, columns) for n in names], dim=1).to(like.dtype)  # [T, C]
-        entry = s._memo[key] = [table, None]
-    table = entry[0]
-    if not isinstance(k, torch.Tensor):
-        k = int(k)
+        entry = memo[key] = [table, None]
+    if not is_tensor:
         if grad:
-            return table[k].unbind(0)
-        if entry[1] is None:
-            entry[1] = table.tolist()
-        return tuple(entry[1][k])
+            return entry[0][int(k)].unbind(0)
+        rows = entry[1]
+        if rows is None:
+            rows = entry[1] = [tuple(r) for r in entry[0].tolist()]
+        return rows[k]
+    table = entry[0]
     if k.dim() == 0:
         return table[k].unbind(0)
     return table.view(table.shape[0], len(names), *((1,) * (like.dim() - 1)))[k].unbind(1)

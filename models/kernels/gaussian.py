@@ -22,8 +22,9 @@ COLUMNS: Columns = {
     "beta": lambda s: s.beta,
     "sqrt_beta": lambda s: torch.sqrt(s.beta),
     "log_beta": lambda s: torch.log(s.beta),
-    "logit_beta": lambda s: torch.log(s.beta) - torch.log1p(-s.beta),
-    "sqrt_one_m_beta": lambda s: torch.sqrt(1 - s.beta),
+    "one_m_beta": lambda s: 1 - s.beta,
+    "logit_beta": lambda s: torch.log(s.beta / s.column("one_m_beta", COLUMNS)),
+    "sqrt_one_m_beta": lambda s: torch.sqrt(s.column("one_m_beta", COLUMNS)),
     "inv_sqrt_one_m_beta": lambda s: 1 / s.column("sqrt_one_m_beta", COLUMNS),
     "sqrt_abar": lambda s: torch.sqrt(s.alpha_bar),
     "one_m_abar": lambda s: 1 - s.alpha_bar,
@@ -136,8 +137,9 @@ class GaussianKernel:
         x0_64 = x0.to(torch.float64)
         sq = _sum_dims(x0_64 * x0_64)
         abar_T, beta1 = s.alpha_bar[-1], s.beta[0]
-        const = (abar_T + torch.log1p(-abar_T) - torch.log(beta1) + beta1 - LOG_2PI_E) * (0.5 * D)
-        return torch.addcmul(const, abar_T + beta1, sq, value=-0.5)
+        a = abar_T + beta1
+        const = (a + torch.log((1 - abar_T) / beta1) - LOG_2PI_E) * (0.5 * D)
+        return torch.addcmul(const, a, sq, value=-0.5)
 
     # ---- entropies (Eq. 24, App. A), per dimension, nats [T] ----------------------------------
     def conditional_entropy(self, s: ScheduleTensors, x0: torch.Tensor | None = None) -> torch.Tensor:

@@ -155,3 +155,28 @@ def test_the_per_step_kl_with_gathered_coefficients_equals_the_per_call_one(para
     e = m.kernel.edge_terms(x0, s)
     torch.testing.assert_close(m.kernel.edge_K(x0, s), -e["prior_kl"] - e["h_x1_given_x0"] + e["edge"],
                                rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("var_shape", [(6, 3), (6, 1), ()])
+def test_the_gaussian_kl_gradient_is_autograds_through_the_formula(var_shape):
+    from models.kernels import GaussianDist
+
+    g = torch.Generator().manual_seed(0)
+    mq, mp = (torch.randn(6, 3, generator=g, dtype=torch.float64).requires_grad_(True) for _ in range(2))
+    vq = (torch.rand(var_shape, generator=g, dtype=torch.float64) + 0.1).requires_grad_(True)
+    vp = (torch.rand(6, 3, generator=g, dtype=torch.float64) + 0.1).requires_grad_(True)
+
+    def kl(mq, vq, mp, vp):
+        return GaussianDist(mq, vq).kl(GaussianDist(mp, vp))
+
+    assert torch.autograd.gradcheck(kl, (mq, vq, mp, vp))
+    ref = (0.5 * (torch.log(vp) - torch.log(vq) + (vq + (mq - mp) ** 2) / vp - 1)).sum(1)
+    w = torch.randn(6, generator=g, dtype=torch.float64)
+    got = torch.autograd.grad((kl(mq, vq, mp, vp) * w).sum(), (mq, vq, mp, vp))
+    want = torch.autograd.grad((ref * w).sum(), (mq, vq, mp, vp))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(kl(mq, vq, mp, vp), ref, rtol=1e-12, atol=1e-12)
+    # a detached mean (the hybrid objective's) gets no gradient and the others theirs
+    out = kl(mq, vq, mp.detach(), vp)
+    assert out.grad_fn is not None
