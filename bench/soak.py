@@ -22,7 +22,9 @@ Measured:
   the end, the growth after the first minute (target < 50 MB), the least-squares slope after the
   first minute (MB/min) and the maximum;
 * event-loop stall: a 10 ms QTimer probe (PreciseTimer); lateness of each tick, p50 / p99 / max (ms),
-  the count over 50 ms and the five worst as [seconds into the soak, ms];
+  the count over 50 ms and the five worst as [seconds into the soak, ms]. These are wall-clock and
+  grow with the machine's load; the GUI thread's CPU time (``gui_cpu_s``, and per trajectory frame
+  drawn) measures what the app asks of that thread whatever the load;
 * training iterations during the soak; inpainting runs completed (and started, failed, median seconds;
   errors are the panel's state's "error" messages);
 * for finding a leak: Python objects by type (``gc``) and the window's QObject children, at 1 minute
@@ -427,7 +429,9 @@ def main(argv=None) -> int:
     if args.stall_stacks:
         sampler = threading.Thread(target=sample_stalls, args=(threading.get_ident(),), daemon=True)
         sampler.start()
+    cpu0 = (time.thread_time(), time.process_time())
     loop.exec()
+    gui_cpu_s, proc_cpu_s = time.thread_time() - cpu0[0], time.process_time() - cpu0[1]
     sampler_stop.set()
 
     # ---- after ---------------------------------------------------------------------------------
@@ -485,6 +489,10 @@ def main(argv=None) -> int:
         "stall_over_50ms": sum(v > 50 for v in lateness),
         "stall_worst": [[round(late_at[i], 1), round(lateness[i], 1)]
                         for i in sorted(range(len(lateness)), key=lambda i: -lateness[i])[:5]],
+        # CPU time of the GUI thread (what the app asks of it, whatever the machine's load) and of the process
+        "gui_cpu_s": round(gui_cpu_s, 1),
+        "gui_cpu_ms_per_traj_frame": round(1000 * gui_cpu_s / max(tp.frames_drawn, 1), 2),
+        "process_cpu_s": round(proc_cpu_s, 1),
         "train_iterations": int(train_its),
         "train_its_per_s": round(train_its / soak_s, 1) if soak_s > 0 else None,
         "inpaint_runs": runs["completed"],

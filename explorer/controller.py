@@ -351,7 +351,7 @@ class Controller(QObject):
             display = s.data.display if s.data is not None else s.display
         req = TrajectoryRequest(model=model, kind=kind, directions=tuple(directions), x0=x0, n=n, display=display,
                                 drift_grid=21 if (kind == "points" and s.example_shape == (2,)) else 0,
-                                source=s.session_name)
+                                source=s.session_name, first_pass=None if stream else n)  # shown whole: one pass
         key = files.trajectory_cache_key(s, req) if stream else None
         if key is not None and self._from_cache(key, req):
             return

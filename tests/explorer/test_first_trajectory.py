@@ -152,3 +152,24 @@ def test_the_state_shows_every_step_of_the_first_examples_before_the_rest(qtbot,
     assert all(traj.n_ready == 4 for traj, _f, _s in seen[:k])  # it grew over the first four examples
     assert state.samples is not None and state.samples.shape[0] == 16  # from the complete trajectory
     assert started == [True]
+
+
+def test_a_trajectory_shown_only_when_complete_is_one_pass(qtbot, qapp, tmp_path):
+    """The live refresh while training (stream=False) shows only complete trajectories: no first pass."""
+    from explorer.controller import Controller
+    from explorer.session import Session
+    from explorer.state import AppState
+    from models.data import load_file
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (60, 1, 6, 6)).astype(np.uint8))
+    state = AppState()
+    ctl = Controller(state)
+    try:
+        state.set_session(image_model(T=40), load_file(tmp_path / "x.npy"))
+        ctl.compute_trajectories(directions=("reverse",), stream=False)
+        w = ctl.traj_worker
+        assert w.request.first_pass == w.request.n == 16
+        qtbot.waitUntil(lambda: "reverse" in state.trajectories, timeout=60_000)
+        assert w.first_pass_n == 16 and state.trajectories["reverse"].n_ready is None
+    finally:
+        ctl.shutdown()
