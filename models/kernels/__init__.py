@@ -8,18 +8,47 @@ forward pass, so a learned schedule back-propagates through them) and a step ind
 time-index rule (models/__init__.py), an int or a LongTensor ``[B]`` (one step per example).
 
 Per-step coefficients (√ᾱ_t, the posterior's weights, …) are functions of the schedule alone: each is
-computed once per :class:`ScheduleTensors` over all T steps in float64, and a call site picks the ones it
-needs at its steps with :func:`coefficients` (one table, one index, cast once).
+a product of powers of β_t, 1 − β_t, ᾱ_t, 1 − ᾱ_t, ᾱ_{t−1} and 1 − ᾱ_{t−1} (:data:`BASE`), or the
+logarithm of one (:class:`Coefficient`). A call site picks the ones it needs at its steps with
+:func:`coefficients`: their table over all T steps is formed once per :class:`ScheduleTensors` in
+float64 (as exp of one matrix product of the base quantities' logarithms, which keeps a learned
+schedule's gradient to a handful of operations), cast once, and read by one index.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
-#: name → the per-step quantity it names, float64 [T], as a function of the schedule (see :func:`coefficients`)
-Columns = dict[str, Callable[["ScheduleTensors"], torch.Tensor]]
+#: the schedule's quantities every per-step coefficient is a product of powers of (float64 [T], all ≥ 0)
+BASE = ("beta", "one_m_beta", "alpha_bar", "one_m_alpha_bar", "alpha_bar_prev", "one_m_alpha_bar_prev")
+
+
+@dataclass(frozen=True)
+class Coefficient:
+    """A per-step coefficient: ∏ q^p over (q, p) in ``powers`` (q named in :data:`BASE`), or with
+    ``log`` the logarithm of that product."""
+
+    powers: tuple[tuple[str, float], ...]
+    log: bool = False
+
+
+def monomial(log: bool = False, **powers: float) -> Coefficient:
+    """``monomial(beta=1, one_m_alpha_bar=-0.5)`` = β_t/√(1 − ᾱ_t); with ``log=True`` its logarithm."""
+    unknown = set(powers) - set(BASE)
+    if unknown:
+        raise ValueError(f"unknown base quantities {sorted(unknown)}; choose from {', '.join(BASE)}")
+    return Coefficient(tuple(powers.items()), log)
+
+
+#: name → the per-step coefficient it names (see :func:`coefficients`)
+Columns = dict[str, Coefficient]
+
+#: where a base quantity is exactly 0 (1 − ᾱ_0; 1 − β_t at β_t = 1) its logarithm is taken at this
+#: value instead: every power of it then rounds to 0 (or its inverse to inf) as before, and no NaN
+#: enters a gradient
+_TINY = 1e-300
 
 
 class _CumProd(torch.autograd.Function):
@@ -66,21 +95,42 @@ class ScheduleTensors:
         # derived tensors are kept apart for computations that back-propagate into β and those that don't
         return torch.is_grad_enabled() and self.beta.requires_grad
 
-    def column(self, name: str, columns: Columns) -> torch.Tensor:
-        """The per-step quantity ``columns[name](self)``, float64 [T], computed once for this schedule."""
-        key = ("column", name, self._tracks_grad())
+    def log_base(self) -> torch.Tensor:
+        """log of the :data:`BASE` quantities, float64 [len(BASE), T], computed once for this schedule."""
+        key = ("log base", self._tracks_grad())
         out = self._memo.get(key)
         if out is None:
-            out = self._memo[key] = columns[name](self)
+            b, a, ap = self.beta, self.alpha_bar, self.alpha_bar_prev
+            out = self._memo[key] = torch.stack([b, 1 - b, a, 1 - a, ap, 1 - ap]).clamp_min(_TINY).log()
         return out
 
 
+@functools.lru_cache(maxsize=64)
+def _exponents(coefs: tuple[Coefficient, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    """The exponents of ``coefs`` as a matrix [len(BASE), C] (float64), which columns are logarithms
+    ([C] bool; None when none is), and whether all are."""
+    w = torch.zeros(len(BASE), len(coefs), dtype=torch.float64)
+    for c, coef in enumerate(coefs):
+        for q, p in coef.powers:
+            w[BASE.index(q), c] = p
+    logs = [coef.log for coef in coefs]
+    return w.to(device), (torch.tensor(logs, device=device) if any(logs) else None), all(logs)
+
+
+def _table(s: ScheduleTensors, names: tuple[str, ...], columns: Columns, dtype: torch.dtype) -> torch.Tensor:
+    """The coefficients ``names`` at every step, [T, C] in ``dtype``: exp(log-base quantities · exponents)."""
+    w, logs, all_logs = _exponents(tuple(columns[n] for n in names), s.beta.device)
+    m = s.log_base().t() @ w  # [T, C], the logarithms
+    out = m if all_logs else m.exp() if logs is None else torch.where(logs, m, m.exp())
+    return out.to(dtype)
+
+
 def coefficients(s: ScheduleTensors, k, like: torch.Tensor, names: tuple[str, ...], columns: Columns) -> tuple:
-    """The per-step quantities ``names`` (see :meth:`ScheduleTensors.column`) at step index ``k``, in ``like``'s
-    dtype, each shaped to broadcast against ``like`` [B, ...]: for a LongTensor ``k`` [B], tensors [B, 1, …]
-    taken from one table [T, C] by one index (or from what :func:`prefetch` gathered at this ``k``); for an
-    int ``k``, Python floats when no gradient flows into the schedule (the table read to the host once per
-    schedule), else 0-d tensors. The table is built in float64 and cast to ``like``'s dtype once per
+    """The per-step coefficients ``names`` (of ``columns``) at step index ``k``, in ``like``'s dtype, each
+    shaped to broadcast against ``like`` [B, ...]: for a LongTensor ``k`` [B], tensors [B, 1, …] taken from
+    one table [T, C] by one index (or from what :func:`prefetch` gathered at this ``k``); for an int ``k``,
+    Python floats when no gradient flows into the schedule (the table read to the host once per
+    schedule), else 0-d tensors. The table is formed in float64 and cast to ``like``'s dtype once per
     schedule."""
     grad = torch.is_grad_enabled() and s.beta.requires_grad  # (ScheduleTensors._tracks_grad)
     memo = s._memo
@@ -92,8 +142,7 @@ def coefficients(s: ScheduleTensors, k, like: torch.Tensor, names: tuple[str, ..
     key = ("table", id(columns), names, like.dtype, grad)
     entry = memo.get(key)
     if entry is None:
-        table = torch.stack([s.column(n, columns) for n in names], dim=1).to(like.dtype)  # [T, C]
-        entry = memo[key] = [table, None]
+        entry = memo[key] = [_table(s, names, columns, like.dtype), None]
     if not is_tensor:
         if grad:
             return entry[0][int(k)].unbind(0)
@@ -132,8 +181,14 @@ def filled(v, like: torch.Tensor) -> torch.Tensor:
 
 
 def axpy(a, x: torch.Tensor, y: torch.Tensor, sign: float = 1.0) -> torch.Tensor:
-    """y + sign·a·x in one operation, for a coefficient ``a`` from :func:`coefficients` (a float or a tensor)."""
-    return torch.add(y, x, alpha=sign * a) if isinstance(a, float) else torch.addcmul(y, a, x, value=sign)
+    """y + sign·a·x for a coefficient ``a`` from :func:`coefficients` (a float or a tensor): one operation
+    where no gradient is recorded (addcmul's gradient takes more operations than a product's and a sum's,
+    so those are used where one is)."""
+    if isinstance(a, float):
+        return torch.add(y, x, alpha=sign * a)
+    if torch.is_grad_enabled() and (a.requires_grad or x.requires_grad or y.requires_grad):
+        return y + a * x if sign == 1.0 else y - a * x
+    return torch.addcmul(y, a, x, value=sign)
 
 
 from .distributions import BernoulliDist, Distribution, GaussianDist, sum_dims  # noqa: E402
@@ -141,4 +196,5 @@ from .binomial import BinomialKernel  # noqa: E402
 from .gaussian import GaussianKernel  # noqa: E402
 
 __all__ = ["ScheduleTensors", "GaussianKernel", "BinomialKernel", "Distribution", "GaussianDist", "BernoulliDist",
-           "Columns", "coefficients", "prefetch", "gather", "filled", "axpy", "sum_dims"]
+           "BASE", "Coefficient", "monomial", "Columns", "coefficients", "prefetch", "gather", "filled", "axpy",
+           "sum_dims"]

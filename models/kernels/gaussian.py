@@ -10,35 +10,34 @@ import math
 import numpy as np
 import torch
 
-from . import Columns, ScheduleTensors, axpy, coefficients, filled
+from . import Columns, ScheduleTensors, axpy, coefficients, filled, monomial
 from .distributions import LOG_2PI, LOG_2PI_E, GaussianDist, sum_dims as _sum_dims
 
 
-#: The Gaussian kernel's per-step quantities (float64 [T], see :func:`models.kernels.coefficients`), the
-#: reverse parameterisations' (models/model.py) included. Products of ᾱ are formed in float64 and cast once
-#: where used: in float32, 1 − ᾱ loses most of its digits when β_1 is small (β_1 = 1e-5: ~0.5 %), which
-#: makes the posterior mean wrong by a large fraction of its sd when β_1 ≲ 1e-4.
+#: The Gaussian kernel's per-step coefficients (see :func:`models.kernels.coefficients`), the reverse
+#: parameterisations' (models/model.py) included. Products of ᾱ are formed in float64 and cast once where
+#: used: in float32, 1 − ᾱ loses most of its digits when β_1 is small (β_1 = 1e-5: ~0.5 %), which makes
+#: the posterior mean wrong by a large fraction of its sd when β_1 ≲ 1e-4.
 COLUMNS: Columns = {
-    "beta": lambda s: s.beta,
-    "sqrt_beta": lambda s: torch.sqrt(s.beta),
-    "log_beta": lambda s: torch.log(s.beta),
-    "one_m_beta": lambda s: 1 - s.beta,
-    "logit_beta": lambda s: torch.log(s.beta / s.column("one_m_beta", COLUMNS)),
-    "sqrt_one_m_beta": lambda s: torch.sqrt(s.column("one_m_beta", COLUMNS)),
-    "inv_sqrt_one_m_beta": lambda s: 1 / s.column("sqrt_one_m_beta", COLUMNS),
-    "sqrt_abar": lambda s: torch.sqrt(s.alpha_bar),
-    "one_m_abar": lambda s: 1 - s.alpha_bar,
-    "sqrt_one_m_abar": lambda s: torch.sqrt(s.column("one_m_abar", COLUMNS)),
+    "beta": monomial(beta=1),
+    "sqrt_beta": monomial(beta=0.5),
+    "log_beta": monomial(log=True, beta=1),
+    "one_m_beta": monomial(one_m_beta=1),
+    "logit_beta": monomial(log=True, beta=1, one_m_beta=-1),
+    "sqrt_one_m_beta": monomial(one_m_beta=0.5),
+    "inv_sqrt_one_m_beta": monomial(one_m_beta=-0.5),
+    "sqrt_abar": monomial(alpha_bar=0.5),
+    "one_m_abar": monomial(one_m_alpha_bar=1),
+    "sqrt_one_m_abar": monomial(one_m_alpha_bar=0.5),
     # q(x^{t−1} | x^t, x^0) = N(c0·x^0 + ct·x^t, β̃_t): β̃_t = β_t(1 − ᾱ_{t−1})/(1 − ᾱ_t),
     # c0 = √ᾱ_{t−1}·β_t/(1 − ᾱ_t), ct = √α_t·(1 − ᾱ_{t−1})/(1 − ᾱ_t)
-    "post_scale": lambda s: (1 - s.alpha_bar_prev) / s.column("one_m_abar", COLUMNS),
-    "post_var": lambda s: s.beta * s.column("post_scale", COLUMNS),
-    "log_post_var": lambda s: torch.log(s.column("post_var", COLUMNS)),
-    "post_c0": lambda s: torch.sqrt(s.alpha_bar_prev) * s.beta / s.column("one_m_abar", COLUMNS),
-    "post_ct": lambda s: s.column("sqrt_one_m_beta", COLUMNS) * s.column("post_scale", COLUMNS),
+    "post_var": monomial(beta=1, one_m_alpha_bar_prev=1, one_m_alpha_bar=-1),
+    "log_post_var": monomial(log=True, beta=1, one_m_alpha_bar_prev=1, one_m_alpha_bar=-1),
+    "post_c0": monomial(alpha_bar_prev=0.5, beta=1, one_m_alpha_bar=-1),
+    "post_ct": monomial(one_m_beta=0.5, one_m_alpha_bar_prev=1, one_m_alpha_bar=-1),
     # ε-style means: x^{k+1} = √ᾱ·x^0 + √(1 − ᾱ)·ε, so μ̃ = (x^{k+1} − eps_coef·ε)/√(1 − β)
-    "eps_coef": lambda s: s.beta / s.column("sqrt_one_m_abar", COLUMNS),
-    "eps_scale": lambda s: s.column("sqrt_one_m_beta", COLUMNS) * s.column("sqrt_one_m_abar", COLUMNS) / s.beta,
+    "eps_coef": monomial(beta=1, one_m_alpha_bar=-0.5),
+    "eps_scale": monomial(one_m_beta=0.5, one_m_alpha_bar=0.5, beta=-1),
 }
 
 

@@ -83,20 +83,28 @@ def test_fused_adam_step_is_optimizer_step_to_the_last_bit_also_after_loading_a_
 
 
 @pytest.mark.parametrize("betas", [odd_betas(12), learned_betas(30), reference_betas(50)])
-def test_coefficients_agree_with_gathering_each_one(betas):
+def test_coefficients_are_their_formulas_at_every_step(betas):
     s = sched(betas)
     T = s.T
-    x = torch.zeros(7, 3, 2, dtype=torch.float32)
+    b, a, ap = s.beta, s.alpha_bar, s.alpha_bar_prev
+    want = {"sqrt_abar": torch.sqrt(a), "post_c0": torch.sqrt(ap) * b / (1 - a), "post_var": b * (1 - ap) / (1 - a),
+            "logit_beta": torch.log(b) - torch.log1p(-b), "log_post_var": torch.log(b * (1 - ap) / (1 - a))}
+    names = tuple(want)
     k = torch.tensor([1, 2, T - 1, 5, 1, 3, T - 2])
-    names = ("sqrt_abar", "post_c0", "post_var", "logit_beta")
-    cols = {n: COLUMNS[n](s) for n in names}
-    for got, n in zip(coefficients(s, k, x, names, COLUMNS), names):
-        assert got.shape == (7, 1, 1) and got.dtype == torch.float32
-        assert torch.equal(got, gather(cols[n], k, x))
-    for kk in (0, 4, T - 1):  # an int step without gradient: Python floats, the float32 values
-        vals = coefficients(s, kk, x, names, COLUMNS)
-        assert all(isinstance(v, float) for v in vals)
-        assert vals == tuple(float(cols[n][kk].to(torch.float32)) for n in names)
+    for dtype, tol in ((torch.float64, 1e-13), (torch.float32, 1e-7)):  # (logit β near β = ½: atol)
+        x = torch.zeros(7, 3, 2, dtype=dtype)
+        got = coefficients(s, k, x, names, COLUMNS)
+        for g, n in zip(got, names):
+            assert g.shape == (7, 1, 1) and g.dtype == dtype
+            torch.testing.assert_close(g, gather(want[n], k, x), rtol=tol, atol=1e-15)
+        for kk in (0, 4, T - 1):  # an int step without gradient: Python floats, the table's values
+            vals = coefficients(s, kk, x, names, COLUMNS)
+            assert all(isinstance(v, float) for v in vals)
+            kv = torch.full((7,), kk)
+            assert vals == tuple(float(v[0, 0, 0]) for v in coefficients(s, kv, x, names, COLUMNS))
+    # at k = 0 (t = 1) 1 − ᾱ_0 = 0: the posterior's weights on x^0 and its variance are 0, not NaN
+    c0, var = coefficients(s, 0, torch.zeros(1, 2), ("post_c0", "post_var"), COLUMNS)
+    assert c0 != 0 and var == 0.0
 
 
 def test_a_table_made_without_gradient_is_not_used_where_the_schedule_is_learned():
