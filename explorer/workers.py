@@ -38,7 +38,7 @@ STREAM_EVERY_S = 0.25  # hand over the growing trajectory this often
 FIRST_PASS_S = 2.0  # a reverse run expected to take longer computes a first pass of this many seconds
 SPLIT_KINDS = ("images", "binary")  # kinds whose reverse run may be split (a grid or raster of examples)
 PENDING_FILL = 0.9  # display value of the examples a first pass leaves for later (a light grey tile / row)
-STEP_COST_FIXED = 0.15  # share of a step's time that does not shrink with the batch (first-pass sizing)
+SPLIT_GAIN = 0.5  # split only if a first-pass step is predicted to take at most this share of a full one
 PROBE_STEPS = (3, 8, 0.15)  # time per step: at least 3 and at most 8 steps, ≥ 0.15 s, after one warm-up step
 
 
@@ -234,18 +234,22 @@ def kept_times(T: int, per_frame_bytes: int, max_frames: int, max_bytes: int) ->
     return sorted({t for t in range(0, T + 1, stride)} | {0, T})
 
 
-def first_pass_size(n: int, T: int, step_s: float, budget_s: float, fixed: float = STEP_COST_FIXED) -> int:
-    """Examples in the first pass of a reverse run of ``n`` examples over ``T`` steps that took ``step_s``
-    per step: the largest power of two (or n) whose T steps are predicted to fit in ``budget_s``, at
-    least 1. The time per step is modelled as ``step_s · (fixed + (1 − fixed) · m / n)`` for m examples
-    (a network's cost grows with the batch, plus a part that does not)."""
+def first_pass_size(n: int, T: int, step_s: float, budget_s: float, n_small: int, small_s: float) -> int:
+    """Examples in the first pass of a reverse run of ``n`` examples over ``T`` steps, from the measured
+    time per step with all n (``step_s``) and with ``n_small`` examples (``small_s``): the cost per step
+    is fitted as a + b·m for m examples, and the first pass gets the largest power of two m < n whose T
+    steps are predicted to fit in ``budget_s`` (at least 1). n (one pass) when all n fit, or when a
+    step of m examples would not take at most SPLIT_GAIN of a full one (a small network's step costs
+    about the same whatever the batch: a first pass would only delay the rest)."""
     n = int(n)
     if n <= 1 or step_s * T <= budget_s:
         return max(n, 1)
+    b = max(0.0, (step_s - small_s) / (n - n_small)) if n > n_small else 0.0
+    a = max(0.0, small_s - b * n_small)
     m = 1
-    while m * 2 < n and step_s * (fixed + (1 - fixed) * (m * 2) / n) * T <= budget_s:
+    while m * 2 < n and (a + b * m * 2) * T <= budget_s:
         m *= 2
-    return m
+    return m if a + b * m <= SPLIT_GAIN * step_s else n
 
 
 class TrajectoryWorker(QThread):
@@ -337,10 +341,10 @@ class TrajectoryWorker(QThread):
         x = x.detach().to("cpu", torch.float32).numpy()
         return r.display(x) if r.display is not None else x
 
-    def _probe(self, n: int):
-        """Start the reverse run of all ``n`` examples and time its steps (PROBE_STEPS). Returns the
-        run, the steps taken so far and the seconds per step (None if cancelled)."""
-        steps = self._steps("reverse", n, self.request.seed)
+    def _probe(self, n: int, seed: int | None = None):
+        """Start the reverse run of ``n`` examples and time its steps (PROBE_STEPS). Returns the run,
+        the steps taken so far and the seconds per step (None if cancelled)."""
+        steps = self._steps("reverse", n, self.request.seed if seed is None else seed)
         taken = [next(steps), next(steps)]  # x^T and one warm-up step (lazy initialisation)
         lo, hi, min_s = PROBE_STEPS
         t0 = time.perf_counter()
@@ -366,7 +370,13 @@ class TrajectoryWorker(QThread):
             if probe is None:
                 return None
             steps, taken, self.step_s = probe
-            n1 = first_pass_size(n, T, self.step_s, r.first_pass_s)
+            n1 = n
+            if self.step_s * T > r.first_pass_s:  # too slow for one pass: time a small batch too
+                n_small = max(1, n // 8)
+                small = self._probe(n_small, seed=r.seed + 2)
+                if small is None:
+                    return None
+                n1 = first_pass_size(n, T, self.step_s, r.first_pass_s, n_small, small[2])
             if n1 == n:  # one pass: carry on with the run that was timed
                 head = (steps, taken)
         self.first_pass_n = n1

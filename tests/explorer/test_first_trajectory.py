@@ -46,15 +46,19 @@ def run_worker(request):
 def test_first_pass_size_fits_the_budget():
     from explorer.workers import first_pass_size
 
-    assert first_pass_size(16, 500, 0.001, 2.0) == 16  # 0.5 s for all: one pass
-    assert first_pass_size(16, 500, 0.040, 2.0) == 1  # 20 s for 16: even one example is over the budget
-    assert first_pass_size(16, 500, 0.020, 2.0, fixed=0.0) == 2  # linear cost: 2 examples take 1.25 s
-    assert first_pass_size(16, 500, 0.010, 2.0, fixed=0.0) == 4  # 4 take 1.25 s, 8 would take 2.5 s
-    assert first_pass_size(16, 500, 0.010, 2.0, fixed=0.5) == 1  # half of a step is fixed: 2 would take 2.8 s
-    assert first_pass_size(1, 500, 1.0, 2.0) == 1
+    # (n, T, seconds per step with n, budget, n_small, seconds per step with n_small)
+    assert first_pass_size(16, 500, 0.001, 2.0, 2, 0.0005) == 16  # 0.5 s for all: one pass
+    assert first_pass_size(16, 500, 0.020, 2.0, 2, 0.0025) == 2  # linear cost: 2 examples take 1.25 s
+    assert first_pass_size(16, 500, 0.010, 2.0, 2, 0.00125) == 4  # 4 take 1.25 s, 8 would take 2.5 s
+    assert first_pass_size(16, 500, 0.040, 2.0, 2, 0.0050) == 1  # even one example is over the budget
+    assert first_pass_size(16, 500, 0.010, 2.0, 2, 0.004) == 2  # a third of a step is fixed: 4 would take 2.4 s
+    assert first_pass_size(16, 500, 0.010, 2.0, 2, 0.0055) == 16  # one example would take 52 % of a full step
+    assert first_pass_size(64, 2000, 0.003, 2.0, 8, 0.0026) == 64  # a step costs the same whatever the batch
+    assert first_pass_size(1, 500, 1.0, 2.0, 1, 1.0) == 1
     for n in (3, 6, 16, 64):  # always 1 ≤ m ≤ n
         for step in (1e-5, 1e-3, 0.1):
-            assert 1 <= first_pass_size(n, 1000, step, 2.0) <= n
+            for small in (0.0, step / 4, step, 2 * step):
+                assert 1 <= first_pass_size(n, 1000, step, 2.0, max(1, n // 8), small) <= n
 
 
 def test_reverse_run_in_two_passes():
@@ -86,16 +90,27 @@ def test_reverse_run_in_two_passes():
     assert not np.array_equal(final.frames[0, 2:4], final.frames[0, :2])  # the second pass draws its own noise
 
 
-def test_first_pass_is_sized_from_the_time_per_step():
+def test_first_pass_is_sized_from_the_time_per_step(monkeypatch):
+    from explorer import workers
     from explorer.workers import TrajectoryRequest
 
+    calls = []
+
+    def sizing(n, T, step_s, budget_s, n_small, small_s):
+        calls.append((n, T, step_s, budget_s, n_small, small_s))
+        return 1
+
+    monkeypatch.setattr(workers, "first_pass_size", sizing)
     model = image_model(T=12)
     req = dict(model=model, kind="images", directions=("reverse",), n=8, display=display)
-    w, events = run_worker(TrajectoryRequest(**req, first_pass_s=0.0))  # no time at all: one example first
-    assert w.first_pass_n == 1 and np.isfinite(w.step_s) and w.step_s > 0
-    assert events[-1][0] == "ready" and events[-1][1].frames.shape[1] == 8
+    w, events = run_worker(TrajectoryRequest(**req, first_pass_s=0.0))  # no time at all: timed, then split
+    assert len(calls) == 1 and w.first_pass_n == 1
+    n, T, step_s, budget_s, n_small, small_s = calls[0]
+    assert (n, T, budget_s, n_small) == (8, 12, 0.0, 1) and step_s > 0 and small_s > 0 and step_s == w.step_s
+    assert events[-1][0] == "ready" and events[-1][1].frames.shape[1] == 8 and events[-1][1].n_ready is None
+    calls.clear()
     w, events = run_worker(TrajectoryRequest(**req, first_pass_s=1e9))  # plenty of time: one pass
-    assert w.first_pass_n == 8
+    assert w.first_pass_n == 8 and not calls  # the small batch is timed only when one pass is too slow
     parts = [e[1] for e in events if e[0] == "partial"]
     assert parts and all(traj.n_ready is None for traj in parts)
     assert [e[0] for e in events].count("ready") == 1
@@ -122,6 +137,12 @@ def test_the_state_shows_every_step_of_the_first_examples_before_the_rest(qtbot,
     np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (60, 1, 6, 6)).astype(np.uint8))
     data = load_file(tmp_path / "x.npy")
     monkeypatch.setattr(workers, "first_pass_size", lambda n, *a, **k: 4)
+    import functools
+
+    import explorer.controller as controller_module
+    # no time for one pass: the steps are timed and the (patched) sizing says 4
+    monkeypatch.setattr(controller_module, "TrajectoryRequest",
+                        functools.partial(workers.TrajectoryRequest, first_pass_s=0.0))
     started = []
     real_eval = workers.evaluate_model
 
@@ -129,7 +150,6 @@ def test_the_state_shows_every_step_of_the_first_examples_before_the_rest(qtbot,
         started.append(ctl.traj_worker is None or ctl.traj_worker.first_pass_complete)
         return real_eval(*a, **k)
 
-    import explorer.controller as controller_module
     monkeypatch.setattr(controller_module, "evaluate_model", evaluate)
     state = AppState()
     ctl = Controller(state)
