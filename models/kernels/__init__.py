@@ -16,7 +16,6 @@ schedule's gradient to a handful of operations), cast once, and read by one inde
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import torch
@@ -105,21 +104,29 @@ class ScheduleTensors:
         return out
 
 
-@functools.lru_cache(maxsize=64)
-def _exponents(coefs: tuple[Coefficient, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
-    """The exponents of ``coefs`` as a matrix [len(BASE), C] (float64), which columns are logarithms
-    ([C] bool; None when none is), and whether all are."""
-    w = torch.zeros(len(BASE), len(coefs), dtype=torch.float64)
-    for c, coef in enumerate(coefs):
-        for q, p in coef.powers:
-            w[BASE.index(q), c] = p
-    logs = [coef.log for coef in coefs]
-    return w.to(device), (torch.tensor(logs, device=device) if any(logs) else None), all(logs)
+_EXPONENTS: dict = {}  # (id(columns), names, device) → (columns, what _exponents returns): kept alive, so ids stay theirs
+
+
+def _exponents(columns: Columns, names: tuple[str, ...], device: torch.device):
+    """The exponents of the coefficients ``names`` as a matrix [len(BASE), C] (float64), which columns are
+    logarithms ([C] bool; None when none is), and whether all are; made once per (columns, names, device)."""
+    key = (id(columns), names, device)
+    got = _EXPONENTS.get(key)
+    if got is None:
+        coefs = [columns[n] for n in names]
+        w = torch.zeros(len(BASE), len(coefs), dtype=torch.float64)
+        for c, coef in enumerate(coefs):
+            for q, p in coef.powers:
+                w[BASE.index(q), c] = p
+        logs = [coef.log for coef in coefs]
+        got = _EXPONENTS[key] = (columns, (w.to(device), torch.tensor(logs, device=device) if any(logs) else None,
+                                           all(logs)))
+    return got[1]
 
 
 def _table(s: ScheduleTensors, names: tuple[str, ...], columns: Columns, dtype: torch.dtype) -> torch.Tensor:
     """The coefficients ``names`` at every step, [T, C] in ``dtype``: exp(log-base quantities · exponents)."""
-    w, logs, all_logs = _exponents(tuple(columns[n] for n in names), s.beta.device)
+    w, logs, all_logs = _exponents(columns, names, s.beta.device)
     m = s.log_base().t() @ w  # [T, C], the logarithms
     out = m if all_logs else m.exp() if logs is None else torch.where(logs, m, m.exp())
     return out.to(dtype)
