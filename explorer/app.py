@@ -157,6 +157,10 @@ def _screenshot(app, win, args) -> int:
             t_show = args.t if args.t is not None else (0 if traj.direction == "reverse" else traj.T // 5)
             win.state.set_frame(int(abs(traj.t - t_show).argmin()))
             win.trajectory.draw_now()
+            settle = time.perf_counter() + 0.15  # the t cursors follow within 100 ms (panels/_plots.py)
+            while time.perf_counter() < settle:
+                app.processEvents()
+                time.sleep(0.01)
         shown = win.state.describe()
         if traj is not None:
             frac = win.state.trajectory_fraction.get(traj.direction, 1.0)

@@ -24,6 +24,7 @@ from ._items import FastPoints
 N_PATHS = 60
 HOLD_AT_END_S = 0.6
 TRAINING_FRAME_MS = 25  # frame interval while training (≤ 40 fps): the GUI shares the interpreter
+STREAMING_FRAME_MS = 50  # frame interval while the shown trajectory is computed (≤ 20 fps): the CPU goes to it
 POINT_RANGE = 3.2
 
 
@@ -219,6 +220,7 @@ class TrajectoryPanel(QWidget):
             return
         computing = 0.0 <= fraction < 1.0
         self.cancel.setVisible(computing)
+        self._play_timer.setInterval(self._frame_ms())
         traj = s.trajectory
         span = f" (t = {traj.T} → {int(traj.t[0])})" if traj is not None and traj.direction == "reverse" else ""
         tip = f"the {direction} trajectory{span}"
@@ -250,10 +252,15 @@ class TrajectoryPanel(QWidget):
         return f"{ready} of {n} done · the rest {100 * max(rest, 0):.0f} %"
 
     # ---- state → view ---------------------------------------------------------------------------
-    def _on_training(self, status: str) -> None:
-        # while training, play at ≤ 40 frames per second: the GUI thread shares the interpreter with
-        # the training thread
-        self._play_timer.setInterval(self.training_frame_ms if status in ("running", "stopping") else 16)
+    def _frame_ms(self) -> int:
+        """Playback's frame interval: ≤ 20 fps while the shown trajectory is computed and ≤ 40 fps while
+        training (the GUI thread shares the CPU and the interpreter with that work), else ~60 fps."""
+        if self.state.streaming():
+            return STREAMING_FRAME_MS
+        return self.training_frame_ms if self.state.training in ("running", "stopping") else 16
+
+    def _on_training(self, _status: str) -> None:
+        self._play_timer.setInterval(self._frame_ms())
 
     def _configure(self, kind: str) -> None:
         """Show the items and axes for one kind of data (done once per change of kind)."""
