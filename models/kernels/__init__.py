@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 #: the schedule's quantities every per-step coefficient is a product of powers of (float64 [T], all ≥ 0)
-BASE = ("beta", "one_m_beta", "alpha_bar", "one_m_alpha_bar", "alpha_bar_prev", "one_m_alpha_bar_prev")
+BASE = ("beta", "alpha_bar", "alpha_bar_prev", "one_m_beta", "one_m_alpha_bar", "one_m_alpha_bar_prev")
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,8 @@ class ScheduleTensors:
         key = ("log base", self._tracks_grad())
         out = self._memo.get(key)
         if out is None:
-            b, a, ap = self.beta, self.alpha_bar, self.alpha_bar_prev
-            out = self._memo[key] = torch.stack([b, 1 - b, a, 1 - a, ap, 1 - ap]).clamp_min(_TINY).log()
+            q = torch.stack([self.beta, self.alpha_bar, self.alpha_bar_prev])
+            out = self._memo[key] = torch.cat([q, 1 - q]).clamp_min(_TINY).log()  # in BASE's order
         return out
 
 
