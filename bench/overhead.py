@@ -1,6 +1,6 @@
 """What the trainer and the sampler cost on top of the network they drive, on this machine, in one run.
 
-    python bench/overhead.py [--reps 41] [--block 10] [--json]
+    python bench/overhead.py [--reps 41] [--block 10] [--json] [--breakdown]
 
 Swiss-roll preset (its MLP, T = 40), one CPU thread:
 
@@ -15,6 +15,10 @@ The machine may be loaded by other work: each repetition times a block of the me
 block of its bare counterpart back to back (A/B, in alternating order), and the ratio reported is the
 median of the per-repetition ratios, so load that changes slowly cancels in it. Prints every figure;
 ``--json``: one object with ``train_ratio`` and ``sample_ratio`` (and the medians behind them).
+``--breakdown`` then splits a training step into the bare network pass, the rest of the estimate of K
+with its gradient (the schedule, the per-step coefficients, the KL terms, the edge terms), the data draw,
+and the update (gradient norm and clipping, Adam, the weight average), each a median over ``--reps``
+blocks, as fractions of the bare pass.
 """
 from __future__ import annotations
 
@@ -42,11 +46,44 @@ def _timed(fn, n: int) -> float:
     return (time.perf_counter() - t0) / n
 
 
+def _breakdown(trainer: Trainer, bare_train, trainer_step, reps: int, block: int) -> tuple[dict, list[str]]:
+    """Medians (ms) of a training step, its data draw, and its loss forward + backward, beside the bare pass;
+    and the lines that print them."""
+    batch = trainer.config.batch_size
+    x0 = trainer.data.sample_train(batch, trainer.data_generator)
+    params = list(trainer.model.parameters())
+
+    def data_draw():
+        trainer.data.sample_train(batch, trainer.data_generator)
+
+    def loss_and_gradient():
+        for p in params:
+            p.grad = None
+        trainer.loss_module(x0, trainer.generator)[0].backward()
+
+    parts = {"bare": bare_train, "data": data_draw, "loss": loss_and_gradient, "step": trainer_step}
+    times: dict[str, list[float]] = {name: [] for name in parts}
+    for rep in range(reps):
+        for name in (list(parts) if rep % 2 == 0 else list(parts)[::-1]):
+            times[name].append(_timed(parts[name], block))
+    ms = {name: statistics.median(v) * 1e3 for name, v in times.items()}
+    out = dict(breakdown_bare_ms=ms["bare"], breakdown_K_rest_ms=ms["loss"] - ms["bare"], breakdown_data_ms=ms["data"],
+               breakdown_update_ms=ms["step"] - ms["loss"] - ms["data"], breakdown_step_ms=ms["step"])
+    b = ms["bare"]
+    lines = [f"a training step, {ms['step']:.2f} ms = {ms['step'] / b:.2f} × the bare pass {b:.2f} ms:"]
+    for label, key in (("the rest of the estimate of K and its gradient", "breakdown_K_rest_ms"),
+                       ("the data draw", "breakdown_data_ms"),
+                       ("norm, clipping, Adam, weight average (and the loop)", "breakdown_update_ms")):
+        lines.append(f"  {label:52s} {out[key]:6.2f} ms  ({out[key] / b:.2f} × bare)")
+    return out, lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=41, help="A/B repetitions (default 41)")
     ap.add_argument("--block", type=int, default=10, help="training steps per timed block (default 10)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--breakdown", action="store_true", help="then split a training step into its parts")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -107,6 +144,10 @@ def main(argv=None) -> int:
         sample_ms=statistics.median(sr) * 1e3, bare_sample_ms=statistics.median(sb) * 1e3,
         network_evaluations_per_step=n_eval, T=T, reps=args.reps, block=args.block, threads=torch.get_num_threads(),
         train_target=TRAIN_TARGET, sample_target=SAMPLE_TARGET)
+    lines = []
+    if args.breakdown:
+        parts, lines = _breakdown(trainer, bare_train, trainer_step, args.reps, args.block)
+        res.update(parts)
     if args.json:
         print(json.dumps(res))
     else:
@@ -114,6 +155,7 @@ def main(argv=None) -> int:
               f"({n_eval} evaluations): median ratio {res['train_ratio']:.3f} (target ≤ {TRAIN_TARGET})")
         print(f"sampling: {res['sample_ms']:.2f} ms per {n_eval} samples over the bare loop {res['bare_sample_ms']:.2f} ms "
               f"({T - 1} network steps): median ratio {res['sample_ratio']:.3f} (target ≤ {SAMPLE_TARGET})")
+        print("\n".join(lines))
     return 0
 
 

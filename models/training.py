@@ -76,21 +76,28 @@ def _by_device_and_dtype(params: list[torch.Tensor]) -> list[list[torch.Tensor]]
     return [list(ts) for (ts,), _ in _group_tensors_by_device_and_dtype([params]).values()]
 
 
-def _grad_norm_(groups: list[list[torch.Tensor]], max_norm: float | None) -> torch.Tensor:
-    """The total 2-norm of the gradients of the parameters in ``groups`` (:func:`_by_device_and_dtype`)
-    and, with ``max_norm``, those gradients scaled in place by min(1, max_norm/(norm + 1e-6)): the
-    numbers of ``torch.nn.utils.clip_grad_norm_(…, foreach=True)`` (or ``get_total_norm``), without its
-    regrouping on every call. A 0-d tensor on the parameters' first device; no host read."""
+def _grads(groups: list[list[torch.Tensor]]) -> list[list[torch.Tensor]]:
+    """The gradients of the parameters in ``groups`` (:func:`_by_device_and_dtype`), group by group."""
     grads = [[p.grad for p in ps if p.grad is not None] for ps in groups]
-    grads = [gs for gs in grads if gs]
+    return [gs for gs in grads if gs]
+
+
+def _grad_norm(grads: list[list[torch.Tensor]]) -> torch.Tensor:
+    """The total 2-norm of ``grads`` (:func:`_grads`), as ``torch.nn.utils.clip_grad_norm_(…, foreach=True)``
+    computes it (the same number to the last bit), without its regrouping on every call. A 0-d tensor on
+    the first gradient's device; no host read."""
     first = grads[0][0].device
     norms = [n if n.device == first else n.to(first) for gs in grads for n in torch._foreach_norm(gs, 2.0)]
-    total = torch.linalg.vector_norm(torch.stack(norms), 2.0)
-    if max_norm:
-        coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    return torch.linalg.vector_norm(torch.stack(norms), 2.0)
+
+
+def _clip_grads_(grads: list[list[torch.Tensor]], max_norm: float, norm: float) -> None:
+    """Scale ``grads`` in place by min(1, max_norm/(norm + 1e-6)) (clip_grad_norm_'s numbers, its division
+    included: a reciprocal and a product; nothing to do where that is 1)."""
+    coef = max_norm * (1.0 / (norm + 1e-6))
+    if coef < 1.0:
         for gs in grads:
-            torch._foreach_mul_(gs, coef if gs[0].device == first else coef.to(gs[0].device))
-    return total
+            torch._foreach_mul_(gs, coef)
 
 
 class _FusedAdamStep:
@@ -216,7 +223,7 @@ class Trainer:
         self.data_generator = make_generator("cpu", rank_seed(config.seed + iteration, launch))
         self.generator = make_generator(self.device, rank_seed(config.seed + 1 + iteration, launch))
         self._params = [p for p in self.model.parameters()]
-        self._param_groups = _by_device_and_dtype(self._params)  # for the gradient norm
+        self._param_groups = _by_device_and_dtype(self._params)  # for the gradient norm and clipping
         self._optimizer_step = _FusedAdamStep(self.optimizer) if config.optimizer == "adam" else self.optimizer.step
         self._ema_pairs = (([pe for pe in self.ema_model.parameters()], self._params) if self.ema_model is not None
                            else None)
@@ -280,14 +287,16 @@ class Trainer:
         for p in self._params:  # the optimiser's parameters are the model's
             p.grad = None
         loss.backward()  # under DDP, every rank's gradients are averaged here: all ranks see the same norm
-        norm = _grad_norm_(self._param_groups, self.config.grad_clip)  # clipped when grad_clip is set
-        # under DDP the norm is the same on every rank (a rank-local loss could make them disagree); a sum
-        # is finite when both terms are
-        ok = torch.isfinite(norm if self.launch is not None else norm + loss.detach())
-        if not bool(ok):
+        grads = _grads(self._param_groups)
+        # the one host read: the gradient norm (for clipping) and the loss, both to check they are finite
+        # (under DDP the norm alone: the same on every rank, where a rank-local loss could make them disagree)
+        norm, loss_value = torch.stack([_grad_norm(grads), loss.detach()]).tolist()
+        if not (math.isfinite(norm) and (self.launch is not None or math.isfinite(loss_value))):
             for p in self._params:
                 p.grad = None
             return False
+        if self.config.grad_clip:
+            _clip_grads_(grads, self.config.grad_clip, norm)
         self._optimizer_step()
         self.iteration += 1
         if self._ema_pairs is not None:

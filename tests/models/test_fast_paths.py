@@ -13,7 +13,7 @@ from models.kernels import ScheduleTensors, coefficients, gather
 from models.kernels.gaussian import COLUMNS, GaussianKernel
 from models.model import DiffusionModel
 from models.schedules import Schedule, reference_betas
-from models.training import _by_device_and_dtype, _FusedAdamStep, _grad_norm_
+from models.training import _by_device_and_dtype, _clip_grads_, _FusedAdamStep, _grad_norm, _grads
 
 
 def _mixed_params(seed: int) -> list[torch.Tensor]:
@@ -29,20 +29,25 @@ def _set_grads(params, seed: int, scale: float) -> None:
         p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype) * scale
 
 
-@pytest.mark.parametrize("max_norm, scale", [(1.0, 1.0), (1.0, 1e-3), (None, 1.0)])
-def test_grad_norm_is_torchs_clip_grad_norm_to_the_last_bit(max_norm, scale):
-    a, b = _mixed_params(0), _mixed_params(0)
-    _set_grads(a, 1, scale)
-    _set_grads(b, 1, scale)
-    if max_norm is None:
-        want = torch.nn.utils.get_total_norm([p.grad for p in a], foreach=True)
-    else:
-        want = torch.nn.utils.clip_grad_norm_(a, max_norm, foreach=True)
-    got = _grad_norm_(_by_device_and_dtype(b), max_norm)
-    assert torch.equal(got, want)
-    assert all(torch.equal(p.grad, q.grad) for p, q in zip(a, b))
-    if max_norm is not None and scale == 1.0:  # clipping did act
-        assert float(torch.linalg.vector_norm(torch.stack([q.grad.norm().double() for q in b]))) == pytest.approx(1.0)
+@pytest.mark.parametrize("max_norm, scale", [(1.0, 1.0), (0.3, 3.0), (1.0, 1e-3), (None, 1.0)])
+def test_grad_norm_and_clipping_are_torchs_clip_grad_norm_to_the_last_bit(max_norm, scale):
+    for seed in range(12):
+        a, b = _mixed_params(seed), _mixed_params(seed)
+        _set_grads(a, 100 + seed, scale)
+        _set_grads(b, 100 + seed, scale)
+        if max_norm is None:
+            want = torch.nn.utils.get_total_norm([p.grad for p in a], foreach=True)
+        else:
+            want = torch.nn.utils.clip_grad_norm_(a, max_norm, foreach=True)
+        grads = _grads(_by_device_and_dtype(b))
+        got = _grad_norm(grads)
+        if max_norm is not None:
+            _clip_grads_(grads, max_norm, float(got))
+        assert torch.equal(got, want)
+        assert all(torch.equal(p.grad, q.grad) for p, q in zip(a, b))
+        if max_norm is not None and scale >= 1.0:  # clipping did act
+            norm = torch.linalg.vector_norm(torch.stack([q.grad.norm().double() for q in b]))
+            assert float(norm) == pytest.approx(max_norm)
 
 
 def test_fused_adam_step_is_optimizer_step_to_the_last_bit_also_after_loading_a_state():
