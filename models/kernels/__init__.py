@@ -75,7 +75,8 @@ class ScheduleTensors:
     beta: torch.Tensor
     alpha_bar: torch.Tensor
     alpha_bar_prev: torch.Tensor  # ᾱ_{t−1}, with ᾱ_0 = 1
-    # per-step coefficient columns and tables derived from this schedule (see :func:`coefficients`)
+    # what per-step coefficients derive from this schedule, kept with it (:meth:`log_base`, :func:`coefficients`,
+    # :func:`prefetch`), apart for computations that back-propagate into β and those that don't
     _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @staticmethod
@@ -91,7 +92,6 @@ class ScheduleTensors:
         return int(self.beta.shape[0])
 
     def _tracks_grad(self) -> bool:
-        # derived tensors are kept apart for computations that back-propagate into β and those that don't
         return torch.is_grad_enabled() and self.beta.requires_grad
 
     def log_base(self) -> torch.Tensor:

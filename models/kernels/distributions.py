@@ -82,8 +82,8 @@ class _GaussianKL(torch.autograd.Function):
     """KL(N(m_q, v_q) ‖ N(m_p, v_p)) summed over every dimension but the first, [B] nats, with its
     gradient written out per element, d = m_q − m_p, r = (v_q + d²)/v_p:
     ∂/∂m_q = d/v_p = −∂/∂m_p, ∂/∂v_p = (1 − r)/(2v_p), ∂/∂v_q = (1/v_p − 1/v_q)/2, each summed back to
-    its input's shape. Autograd's numbers through the formula, in half the operations (a training step
-    of a small network is mostly such operations)."""
+    its input's shape: the gradient autograd takes through the formula, in half the operations (a
+    training step of a small network is mostly such operations)."""
 
     @staticmethod
     def forward(ctx, mq, vq, mp, vp):
