@@ -47,6 +47,7 @@ class TrajectoryPanel(QWidget):
         self._throttle = QTimer(self, singleShot=True, interval=16)
         self._throttle.timeout.connect(self._on_throttle)
         self._dirty = False
+        self._hidden_stale = False
         self._play_timer = QTimer(self, interval=16)
         self._play_timer.setTimerType(Qt.PreciseTimer)
         self._play_timer.timeout.connect(self._tick)
@@ -375,12 +376,22 @@ class TrajectoryPanel(QWidget):
 
     # ---- drawing ---------------------------------------------------------------------------------
     def request_draw(self) -> None:
-        """Throttled draw: the first request draws at once, later ones within 16 ms are coalesced."""
+        """Throttled draw: the first request draws at once, later ones within 16 ms are coalesced.
+        Nothing is drawn while the view is hidden (another tab shown); showing it draws the frame."""
+        if not self.isVisible():
+            self._hidden_stale = True
+            return
         if self._throttle.isActive():
             self._dirty = True
             return
         self.draw_now()
         self._throttle.start()
+
+    def showEvent(self, ev):  # noqa: N802 - shown again: draw the frame it missed
+        super().showEvent(ev)
+        if self._hidden_stale:
+            self._hidden_stale = False
+            self.draw_now()
 
     def _on_throttle(self) -> None:
         if self._dirty:

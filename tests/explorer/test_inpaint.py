@@ -64,7 +64,7 @@ def panel(qtbot, state):
     p = InpaintPanel(state)
     qtbot.addWidget(p)
     p.resize(1000, 700)
-    p.show()  # a hidden panel draws nothing (test_inpaint_redraw.py)
+    p.show()  # a hidden panel draws nothing (test_hidden_redraw.py)
     yield p
     p.cancel(wait=True)
 

@@ -1,6 +1,7 @@
-"""The inpainting panel draws a run's states only while it is shown: a hidden panel (another tab in
-front) draws nothing, and showing it draws the latest state at once; a shown panel draws the latest
-state at a bounded rate, not every state the run hands over."""
+"""Views draw only while they are shown. The inpainting panel: a hidden panel (another tab in front)
+draws none of a run's states, and showing it draws the latest at once; a shown panel draws the latest
+state at a bounded rate, not every state the run hands over. The trajectory view: frames played while
+it is hidden are not drawn; showing it draws the current one."""
 from __future__ import annotations
 
 import numpy as np
@@ -88,3 +89,34 @@ def test_a_shown_panel_draws_the_latest_state_not_every_one(qtbot, tabs):
     panel._draw_timer.timeout.emit()  # the interval is up: the latest state is drawn
     assert drawn == [60, 0] and "t = 0" in panel.image_page.result_title.text()
     assert module.DRAW_EVERY_MS <= 50
+
+
+def test_the_trajectory_view_draws_nothing_while_hidden(qtbot, qapp):
+    """The same rule for the trajectory view: frames played while another tab is in front are not
+    drawn; showing the view draws the current one."""
+    from explorer_helpers import tiny_session
+
+    from explorer.panels.trajectory import TrajectoryPanel
+    from explorer.state import Trajectory
+
+    s = AppState()
+    sess = tiny_session(T=10)
+    s.set_session(sess.model, sess.data)
+    w = QTabWidget()
+    qtbot.addWidget(w)
+    tp = TrajectoryPanel(s)
+    w.addTab(tp, "Trajectory")
+    w.addTab(QLabel("inpaint"), "Inpaint")
+    w.show()
+    qtbot.waitExposed(w)
+    s.set_trajectory(Trajectory("reverse", np.zeros((11, 5, 2), np.float32), np.arange(11), "points"))
+    w.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: not tp.isVisible(), timeout=60_000)
+    n0 = tp.frames_drawn
+    for i in range(10):
+        s.set_frame(i)
+        qtbot.wait(20)
+    assert tp.frames_drawn == n0
+    w.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: tp.frames_drawn == n0 + 1, timeout=60_000)
+    assert tp.time_label.text() == "t = 9 / 10"
