@@ -155,7 +155,8 @@ def main(argv=None) -> int:
               f"({n_eval} evaluations): median ratio {res['train_ratio']:.3f} (target ≤ {TRAIN_TARGET})")
         print(f"sampling: {res['sample_ms']:.2f} ms per {n_eval} samples over the bare loop {res['bare_sample_ms']:.2f} ms "
               f"({T - 1} network steps): median ratio {res['sample_ratio']:.3f} (target ≤ {SAMPLE_TARGET})")
-        print("\n".join(lines))
+        for line in lines:
+            print(line)
     return 0
 
 
