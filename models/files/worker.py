@@ -106,16 +106,21 @@ class KillableWorker:
                     pipe.close()
         self.proc = None
 
+    def _readable(self, fd: int, deadline: float) -> bool:
+        """Whether ``fd`` has bytes to read, waiting until ``deadline`` at most; past it the child is
+        killed and TimeoutError raised."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            self.kill()
+            raise TimeoutError
+        ready, _, _ = select.select([fd], [], [], left)
+        return bool(ready)
+
     def _fill_line(self, deadline: float) -> None:
         """Read until the buffer holds a newline."""
         fd = self.proc.stdout.fileno()
         while b"\n" not in self.buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.kill()
-                raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
+            if not self._readable(fd, deadline):
                 continue
             chunk = os.read(fd, _READ_CHUNK)
             if not chunk:  # the child died
@@ -151,12 +156,7 @@ class KillableWorker:
         del self.buffer[:got]
         view, fd = memoryview(out), self.proc.stdout.fileno()
         while got < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.kill()
-                raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
+            if not self._readable(fd, deadline):
                 continue
             k = os.readv(fd, [view[got:got + _READ_CHUNK * 8]])
             if not k:
