@@ -317,28 +317,8 @@ class Trainer:
     # ---- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
     def snapshot(self, with_samples: bool) -> TrainSnapshot:
-        """The evaluation model's live K on the held-out set (:func:`models.evaluation.live_K` with
-        ``eval_steps`` strata and a fixed seed, so records are comparable), its schedule, the entropy
-        bounds of Eq. 24, its own reverse-step entropy at up to 32 steps, and (``with_samples``)
-        ``n_samples`` fixed-seed samples."""
-        m = self.eval_model
-        m.eval()
-        s = m.schedule_tensors()
-        g = make_generator(self.device, 1234)
-        ev = live_K(m, self.heldout, self.data.unit, self.config.eval_steps, generator=g)
-        strata = live_strata(m.T, self.config.eval_steps)
-        lower, upper = m.kernel.entropy_bounds(s, self.heldout)
-        rev_steps = [lo for lo, _ in strata][:: max(1, len(strata) // 32)]
-        rev = reverse_entropy_per_step(m, self.heldout[:64], g, steps=rev_steps).cpu().numpy()
-        samples = None
-        if with_samples and self.config.n_samples > 0:
-            gs = make_generator(self.device, self.config.seed + 777)
-            x_T = m.kernel.prior_sample((self.config.n_samples, *self.data.example_shape), generator=gs, device=self.device)
-            samples = sample(m, self.config.n_samples, generator=gs, x_T=x_T.to(self.device)).float().cpu().numpy()
-        m.train()
-        return TrainSnapshot(evaluation=ev, beta=s.beta.detach().cpu().numpy().copy(),
-                             alpha_bar=s.alpha_bar.detach().cpu().numpy().copy(), entropy_lower=lower.cpu().numpy(),
-                             entropy_upper=upper.cpu().numpy(), reverse_entropy=rev, samples=samples)
+        """:func:`snapshot` of the evaluation model on this trainer's held-out set."""
+        return snapshot(self.eval_model, self.heldout, self.data, self.config, with_samples)
 
     def _record(self, snap: TrainSnapshot, loss_bits: float, elapsed: float, its: float, skipped: int, done: bool,
                 message: str) -> TrainProgress:
@@ -420,3 +400,30 @@ class Trainer:
             ev = self.snapshot(with_samples=True)
             yield self._record(ev, loss_bits, now - t0, its, skipped, True,
                                message or ("stopped" if self._stop else "finished"))
+
+
+def snapshot(m: DiffusionModel, heldout: torch.Tensor, data, config: TrainConfig, with_samples: bool) -> TrainSnapshot:
+    """The model's live K on ``heldout`` (:func:`models.evaluation.live_K` with ``config.eval_steps``
+    strata and a fixed seed, so records are comparable), its schedule, the entropy bounds of Eq. 24, its
+    own reverse-step entropy at up to 32 steps, and (``with_samples``) ``config.n_samples`` fixed-seed
+    samples. ``data`` gives the unit and the example shape. What the Trainer records while training, and
+    what the app shows for a model it opened — without an optimiser or a copy of the model."""
+    was_training = m.training
+    m.eval()
+    device = heldout.device
+    s = m.schedule_tensors()
+    g = make_generator(device, 1234)
+    ev = live_K(m, heldout, data.unit, config.eval_steps, generator=g)
+    strata = live_strata(m.T, config.eval_steps)
+    lower, upper = m.kernel.entropy_bounds(s, heldout)
+    rev_steps = [lo for lo, _ in strata][:: max(1, len(strata) // 32)]
+    rev = reverse_entropy_per_step(m, heldout[:64], g, steps=rev_steps).cpu().numpy()
+    samples = None
+    if with_samples and config.n_samples > 0:
+        gs = make_generator(device, config.seed + 777)
+        x_T = m.kernel.prior_sample((config.n_samples, *data.example_shape), generator=gs, device=device)
+        samples = sample(m, config.n_samples, generator=gs, x_T=x_T.to(device)).float().cpu().numpy()
+    m.train(was_training)
+    return TrainSnapshot(evaluation=ev, beta=s.beta.detach().cpu().numpy().copy(),
+                         alpha_bar=s.alpha_bar.detach().cpu().numpy().copy(), entropy_lower=lower.cpu().numpy(),
+                         entropy_upper=upper.cpu().numpy(), reverse_entropy=rev, samples=samples)
