@@ -24,18 +24,18 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from models.model import DiffusionModel
 
 from . import files
 from . import session as sessions
+from .autosave import Autosaver, autosave_path
 from .drawn import DrawnDataSet
 from .state import AppState
 from .workers import TrainWorker, TrajectoryRequest, TrajectoryWorker, copy_model, evaluate_model, run_task, wait_for_tasks
 
 LIVE_TRAJECTORY_S = 4.0  # refresh the reverse trajectory from a snapshot this often while training
-AUTOSAVE_S = 60.0  # a training snapshot goes to autosave_path() this often (never lose work)
 DEFAULT_PRESET = "swissroll"
 
 
@@ -64,15 +64,13 @@ class Controller(QObject):
         self._eval_pending = False
         self._eval_token = None
         self._closed = False
-        self._autosave_pending = False
         self._open_seq = 0  # the newest open; an older one's result is dropped (see the module docstring)
         self._opening = ""  # the name of the open in progress, "" when none
         self._live_timer = QTimer(self, interval=int(LIVE_TRAJECTORY_S * 1000))
         self._live_timer.timeout.connect(self._live_trajectory)
         self._traj_debounce = QTimer(self, singleShot=True, interval=250)
         self._traj_debounce.timeout.connect(self.compute_trajectories)
-        self._autosave_timer = QTimer(self, interval=int(AUTOSAVE_S * 1000))
-        self._autosave_timer.timeout.connect(self.request_autosave)
+        self.autosaver = Autosaver(state, self._request_run_snapshot, parent=self)
         state.trajectory_changed.connect(self._samples_from_trajectory)
 
     # =============================================================================================
@@ -482,9 +480,7 @@ class Controller(QObject):
         self.train_worker.request_snapshot()
 
     def _on_snapshot(self, model, history: dict) -> None:
-        if self._autosave_pending:
-            self._autosave_pending = False
-            self.autosave(model, history)
+        self.autosaver.take(model, history)
         if self.state.training == "idle":
             return
         dirs = ("reverse", "forward") if model.config.learn_beta and self.state.kind == "points" else ("reverse",)
@@ -517,7 +513,7 @@ class Controller(QObject):
         s.post("info", f"training on {s.device} ({'until stopped' if budget is None else f'{budget:g} s'})")
         w.start()
         s.unsaved = True
-        self._autosave_timer.start()
+        self.autosaver.start()
         if s.kind in ("points", "binary"):
             self._live_timer.start()
 
@@ -554,7 +550,7 @@ class Controller(QObject):
         s = self.state
         w = self.train_worker
         self._live_timer.stop()
-        self._autosave_timer.stop()
+        self.autosaver.stop()
         if self._stop_asked_at:
             self.last_stop_latency_s = time.perf_counter() - self._stop_asked_at
             self._stop_asked_at = 0.0
@@ -627,29 +623,17 @@ class Controller(QObject):
         s.post("info", f"exported the {s.trajectory.direction} trajectory to {path}")
         return True
 
-    # ---- autosave ------------------------------------------------------------------------------
-    @staticmethod
-    def autosave_path() -> Path:
-        base = QStandardPaths.writableLocation(QStandardPaths.AppDataLocation) or str(Path.home() / ".dpm-explorer")
-        return Path(base) / "autosave.h5"
+    # ---- autosave (explorer/autosave.py: off the GUI thread) ---------------------------------------
+    autosave_path = staticmethod(autosave_path)
 
     def request_autosave(self) -> None:
-        if self.state.training == "running" and self.train_worker is not None:
-            self._autosave_pending = True
-            self.train_worker.request_snapshot()
+        self.autosaver.request()
 
-    def autosave(self, model, history: dict) -> bool:
-        """Write ``model`` (a snapshot of the training run) with the run's ``history`` to autosave_path()."""
-        s = self.state
-        path = self.autosave_path()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            files.save_model_file(s, path, model=model, history=history, autosave=True)
-        except files.SAVE_ERRORS as e:
-            s.post("warning", f"autosave to {path} failed: {e}")
-            return False
-        s.post("info", f"autosaved the training run to {path}")
-        return True
+    def _request_run_snapshot(self) -> bool:
+        if self.state.training == "running" and self.train_worker is not None:
+            self.train_worker.request_snapshot()
+            return True
+        return False
 
     def recover_autosave(self) -> None:
         path = self.autosave_path()
@@ -697,7 +681,7 @@ class Controller(QObject):
         self.stop_watching()
         self._traj_debounce.stop()
         self._live_timer.stop()
-        self._autosave_timer.stop()
+        self.autosaver.close()
         if self.train_worker is not None:
             self.train_worker.stop()
             self.train_worker.wait(timeout_ms)

@@ -94,6 +94,13 @@ def model_file_history(state: AppState, history: dict | None) -> dict[str, np.nd
     return hist
 
 
+def model_file_norm(state: AppState) -> dict:
+    """The data normalisation written with the state's model (the data set's, else the opened file's)."""
+    if state.data is not None:
+        return state.data.norm.to_dict()
+    return state.norm or {"mean": 0.0, "std": 1.0, "levels": None}
+
+
 def save_model_file(state: AppState, path, *, trainer=None, model=None, history: dict | None = None,
                     autosave: bool = False) -> None:
     """Write the state's model (or ``model`` with ``history``, a snapshot of a run) to ``path``
@@ -104,8 +111,7 @@ def save_model_file(state: AppState, path, *, trainer=None, model=None, history:
     history = history if history is not None else s.train_history
     if trainer is not None:
         history, optimizer = trainer.history_arrays(), trainer.optimizer.state_dict()
-    norm = s.data.norm.to_dict() if s.data is not None else (s.norm or {"mean": 0.0, "std": 1.0, "levels": None})
-    save_model(Path(path), model if model is not None else s.model, norm=norm,
+    save_model(Path(path), model if model is not None else s.model, norm=model_file_norm(s),
                history=model_file_history(s, history), meta=model_file_meta(s, autosave=autosave).to_dict(),
                optimizer=None if autosave else optimizer)
 

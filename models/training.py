@@ -315,7 +315,6 @@ class Trainer:
         return total / n * self.D / self.unit_div if n else float("nan")
 
     # ---- evaluation -------------------------------------------------------------------------
-    @torch.no_grad()
     def snapshot(self, with_samples: bool) -> TrainSnapshot:
         """:func:`snapshot` of the evaluation model on this trainer's held-out set."""
         return snapshot(self.eval_model, self.heldout, self.data, self.config, with_samples)
@@ -402,6 +401,7 @@ class Trainer:
                                message or ("stopped" if self._stop else "finished"))
 
 
+@torch.no_grad()
 def snapshot(m: DiffusionModel, heldout: torch.Tensor, data, config: TrainConfig, with_samples: bool) -> TrainSnapshot:
     """The model's live K on ``heldout`` (:func:`models.evaluation.live_K` with ``config.eval_steps``
     strata and a fixed seed, so records are comparable), its schedule, the entropy bounds of Eq. 24, its

@@ -63,3 +63,50 @@ def test_close_cancel_keeps_the_window_and_the_run(qtbot, window, monkeypatch):
     window.controller.stop_training()
     qtbot.waitUntil(lambda: state.training == "idle", timeout=60_000)
     assert window.state.unsaved  # trained, not saved: closing would ask again
+
+
+def test_autosave_writes_off_the_gui_thread_and_the_newest_snapshot_wins(qtbot, window, test_paths, monkeypatch):
+    """The write (HDF5, checksum, atomic replace) runs in the thread pool: while it is held up the GUI
+    thread keeps serving events; a snapshot arriving meanwhile waits, a newer one replaces it."""
+    import threading
+
+    from PySide6.QtCore import QTimer
+
+    import explorer.autosave as autosave
+    from explorer.workers import copy_model
+
+    path = window.controller.autosave_path()
+    path.unlink(missing_ok=True)
+    state = apply_tiny(qtbot, window, T=8)
+    release, entered, written = threading.Event(), threading.Event(), []
+    real_save = autosave.save_model
+
+    def slow_save(p, model, **kw):
+        written.append((threading.current_thread() is threading.main_thread(), model.T))
+        entered.set()
+        assert release.wait(60)
+        real_save(p, model, **kw)
+
+    monkeypatch.setattr(autosave, "save_model", slow_save)
+    saver = window.controller.autosaver
+    history = {"iteration": [1.0], "seconds": [0.1]}
+    saver.write(copy_model(state.model), history)
+    qtbot.waitUntil(entered.is_set, timeout=10_000)
+    ticks = []
+    timer = QTimer(interval=5)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start()
+    qtbot.waitUntil(lambda: len(ticks) >= 5, timeout=10_000)  # the GUI thread runs while the write waits
+    timer.stop()
+    assert saver.writing and not path.exists()
+    second, third = copy_model(state.model), copy_model(state.model)
+    saver.write(second, history)
+    saver.write(third, history)  # replaces the queued one
+    release.set()
+    with qtbot.waitSignals([saver.saved, saver.saved], timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: not saver.writing, timeout=10_000)
+    assert [on_main for on_main, _T in written] == [False, False]  # two writes, both off the GUI thread
+    assert load_model(path).meta["autosave"] is True
+    assert any(text.startswith("autosaved") for _lvl, text in state.log)
+    path.unlink()
