@@ -92,17 +92,18 @@ def main(argv=None) -> int:
 
     sess = sessions.preset_session("swissroll")
     win.apply_session(sess)
-    wait(lambda: win.state.trajectories.get("reverse") is not None)
+    wait(lambda: win.state.trajectories.get("reverse") is not None and not win.state.incomplete("reverse"))
     st = win.state
     tp = win.trajectory
 
     # ---- training in the background --------------------------------------------------------------
     win.controls.budget.setValue(0)
-    win.start_training()
+    ctl = win.controller
+    ctl.start_training()
     wait(lambda: len(st.history) >= 1)  # calibrated, first record in
-    worker = win.train_worker
+    worker = ctl.train_worker
     tr = worker.trainer
-    win._live_timer.stop()  # keep the measured work constant: no live trajectory refreshes
+    ctl._live_timer.stop()  # keep the measured work constant: no live trajectory refreshes
     cfg = tr.config
 
     # headless reference, same TrainConfig, measured before and after the app (the machine may be shared:
@@ -196,9 +197,9 @@ def main(argv=None) -> int:
         scrub.append((time.perf_counter() - t0) * 1000)
     probe.stop()
 
-    win.stop_training()
+    ctl.stop_training()
     wait(lambda: st.training == "idle", 10)
-    stop_latency = win.last_stop_latency_s
+    stop_latency = ctl.last_stop_latency_s
     win.shutdown()
 
     its_headless_2 = headless_its(args.seconds)

@@ -378,18 +378,24 @@ class Controller(QObject):
 
     def cancel_trajectory(self) -> None:
         """The user's Cancel: stop computing; what was computed stays shown."""
+        if self._stop_streaming("Resample computes it again"):
+            self._start_evaluation()
+
+    def _stop_streaming(self, why: str) -> bool:
+        """Stop a trajectory being computed, keep what was computed shown and marked as cancelled, and say
+        so (``why``). Returns whether one was running."""
         w = self.traj_worker
-        if w is None or not w.isRunning():
-            return
         self._cancel_trajectory()
+        if w is None or not w.isRunning():
+            return False
         s = self.state
         traj = s.trajectory
         where = f" at t = {int(traj.t[0])}" if traj is not None and traj.direction == "reverse" else ""
-        s.post("info", f"trajectory cancelled{where} (Resample computes it again)")
+        s.post("info", f"trajectory cancelled{where} ({why})")
         for d in list(s.trajectory_fraction):
             if s.trajectory_fraction[d] < 1.0:
                 s.set_trajectory_progress(d, -1.0)
-        self._start_evaluation()
+        return True
 
     def _cancel_trajectory(self) -> None:
         w = self.traj_worker
@@ -501,7 +507,7 @@ class Controller(QObject):
         except (ValueError, TypeError) as e:
             s.post("error", f"cannot train: {e}")
             return
-        self._cancel_trajectory()
+        self._stop_streaming("training has the CPU; it is computed again from the trained model")
         w = TrainWorker(s.model, s.data, cfg, device=s.device, history=s.train_history or None,
                         optimizer_state=s.optimizer_state, iteration=s.iteration)
         w.progress.connect(self._on_train_progress)

@@ -192,6 +192,21 @@ def test_cancel_keeps_what_was_computed(qtbot, ctl):
     assert s.trajectory is traj  # nothing arrives after a cancel
 
 
+def test_training_started_mid_stream_marks_the_trajectory_cancelled(qtbot, ctl):
+    """Train pressed while the first trajectory streams in: the stream stops (training has the CPU), and
+    what was computed is marked as cancelled — no progress bar left standing at a few per cent."""
+    s = ctl.state
+    ctl.apply_session(tiny_session(T=3000))
+    qtbot.waitUntil(lambda: s.trajectory is not None and s.streaming(), timeout=60_000)
+    s.budget_s = 0.5
+    ctl.start_training()
+    assert s.training == "running"
+    assert s.trajectory_fraction["reverse"] == -1.0 and not s.streaming()
+    assert any("cancelled at t = " in text and "training has the CPU" in text for _l, text in s.log)
+    ctl.stop_training()
+    qtbot.waitUntil(lambda: s.training == "idle", timeout=60_000)
+
+
 def test_growing_trajectory_keeps_the_shown_t(qapp):
     from explorer.state import AppState, Trajectory
 
