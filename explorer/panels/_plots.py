@@ -28,6 +28,8 @@ def make_plot(title: str, x_label: str, y_label: str, name: str = "", long: bool
     pi.showGrid(x=True, y=True, alpha=0.15)
     for side in ("left", "bottom"):  # with a grid, an axis paints the whole view: a moving cursor or a
         pi.getAxis(side).setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # new point blits it from a cache
+        # the labels carry units (bits/pixel, t): pyqtgraph's "(x0.001)" rescaling read as a different K
+        pi.getAxis(side).enableAutoSIPrefix(False)
     if long:
         pi.setClipToView(True)
         pi.setDownsampling(auto=True, mode="peak")

@@ -76,7 +76,6 @@ class SchedulePanel(QWidget):
         self.beta_plot = make_plot("Diffusion rate β_t", "t", "β_t", name="beta_plot")
         left = self.beta_plot.getPlotItem().getAxis("left")
         left.setLogMode(True)
-        left.enableAutoSIPrefix(False)
         self.abar_plot = make_plot("ᾱ_t = ∏(1 − β_s): signal left", "t", "ᾱ_t", name="alpha_bar_plot")
         self.initial = self.beta_plot.plot(pen=PEN_FAINT)
         self.beta = self.beta_plot.plot(pen=PEN_BETA)

@@ -15,7 +15,6 @@ class BoundTermsPanel(QWidget):
         self.state = state
         self.plot = make_plot("KL per step (where K is lost)", "t", "KL", name="terms_plot")
         pi = self.plot.getPlotItem()
-        pi.getAxis("left").enableAutoSIPrefix(False)
         self.pen = pg.mkPen(200, 80, 60, width=1.5)
         self.terms = pi.plot(pen=self.pen, symbol="o", symbolSize=4, symbolBrush=(200, 80, 60), symbolPen=None)
         self.cursor = TimeCursor(state, self.plot)
