@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from models.images import tile
+
 
 def grid_shape(n: int) -> tuple[int, int]:
     """(rows, cols) of a near-square grid holding n tiles."""
@@ -14,26 +16,14 @@ def grid_shape(n: int) -> tuple[int, int]:
 
 
 def tile_images(x: np.ndarray, gap: int = 1, fill: float = 1.0) -> np.ndarray:
-    """Images [N, C, H, W] in [0, 1] → one mosaic, row-major: [rows·(H+gap)−gap, cols·(W+gap)−gap]
-    for C = 1, with a trailing RGB axis for C = 3 (other C: the first channel)."""
+    """Images [N, C, H, W] in [0, 1] → one near-square mosaic (:func:`models.images.tile`), row-major:
+    [rows·(H+gap)−gap, cols·(W+gap)−gap] for C = 1, with a trailing RGB axis for C = 3 (other C: the
+    first channel) — the layout pyqtgraph's ImageItem draws."""
     x = np.asarray(x, dtype=np.float32)
-    N, C, H, W = x.shape
-    rows, cols = grid_shape(N)
-    if C == 3:
-        img = np.transpose(x, (0, 2, 3, 1))  # [N, H, W, 3]
-    else:
-        img = x[:, 0]
-    pad = rows * cols - N
-    if pad:
-        img = np.concatenate([img, np.full((pad, *img.shape[1:]), fill, dtype=np.float32)])
-    if gap:
-        widths = [(0, 0), (0, gap), (0, gap)] + [(0, 0)] * (img.ndim - 3)
-        img = np.pad(img, widths, constant_values=fill)
-    Hg, Wg = H + gap, W + gap
-    img = img.reshape(rows, cols, Hg, Wg, *img.shape[3:]).swapaxes(1, 2).reshape(rows * Hg, cols * Wg, *img.shape[3:])
-    if gap:
-        img = img[: rows * Hg - gap, : cols * Wg - gap]
-    return np.ascontiguousarray(img, dtype=np.float32)
+    if x.shape[1] not in (1, 3):
+        x = x[:, :1]
+    img = tile(x, ncol=grid_shape(x.shape[0])[1], gap=gap, fill=fill)  # [C, H', W']
+    return np.ascontiguousarray(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0))
 
 
 def arrow_segments(origin: np.ndarray, vec: np.ndarray, max_len: float, head: float = 0.35) -> np.ndarray:
