@@ -13,7 +13,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from .model import DiffusionModel, StepDistribution
+from .kernels import GaussianKernel, coefficients
+from .kernels.gaussian import COLUMNS as GAUSSIAN_COLUMNS
+from .model import PARAM_COLUMNS, DiffusionModel, StepDistribution
 
 #: A posterior adjustment composed around a reverse step (see :mod:`models.posterior`):
 #: condition(k, x_t, dist) → dist, where dist is p(x^k | x^{k+1} = x_t).
@@ -50,7 +52,12 @@ def reverse_steps(model: DiffusionModel, n: int | None = None, *, x_T: torch.Ten
     else:
         x = x_T.to(model.device)
     yield Step(model.T, x)
+    fast = condition is None and _has_fast_step(model)  # the same draws in fewer operations
     for k in range(model.T - 1, -1, -1):
+        if fast and k > 0:
+            x = _fast_step(model, x, k, s, generator)
+            yield Step(k, x)
+            continue
         dist = model.reverse_step(x, k, s)
         if condition is not None:
             dist = condition(k, x, dist)
@@ -59,6 +66,55 @@ def reverse_steps(model: DiffusionModel, n: int | None = None, *, x_T: torch.Ten
         else:
             x = dist.sample(generator)
         yield Step(k, x)
+
+
+def _has_fast_step(model: DiffusionModel) -> bool:
+    """Whether :func:`_fast_step` serves ``model``: a Gaussian model whose ``reverse_step`` is the class's
+    own (not replaced on the instance, as tests and oracles do)."""
+    return (model.is_gaussian and type(model.kernel) is GaussianKernel and "reverse_step" not in model.__dict__
+            and model.config.param in _FAST_PARAMS)
+
+
+_FAST_PARAMS = ("code", "paper", "posterior")
+_VAR_FLOOR = 1e-12  # the reverse variance's floor (models/model.py)
+
+
+def _fast_step(model: DiffusionModel, x: torch.Tensor, k: int, s, generator) -> torch.Tensor:
+    """x^k ~ p(x^k | x^{k+1} = ``x``) for an int step k ≥ 1 of a model :func:`_has_fast_step` serves:
+    exactly the numbers of ``model.reverse_step(x, k, s).sample(generator)`` (the same operations on the
+    same values, the same draw), without the distribution object and the tensors it keeps, in place
+    wherever a fresh tensor is not needed (tests/models/test_fast_paths.py compares them bit for bit)."""
+    param = model.config.param
+    kk = torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
+    z_mu, z_sigma = model.net(x, kk).unbind(1)
+    c = coefficients(s, k, x, PARAM_COLUMNS[param], GAUSSIAN_COLUMNS)  # Python floats
+    if param == "code":  # models.model._gaussian_code
+        logit_beta, sqrt_one_m_beta, sqrt_beta = c
+        std = (z_sigma / math.sqrt(model.T)).add_(logit_beta).sigmoid_()
+        mean = torch.add(sqrt_one_m_beta * x, z_mu, alpha=sqrt_beta)
+    elif param == "paper":  # models.model._gaussian_paper
+        (logit_beta,) = c
+        std = torch.sigmoid(z_sigma + logit_beta)
+        mean = (x - z_mu).mul_(1 - std).add_(z_mu)
+    else:  # models.model._gaussian_posterior
+        eps_coef, inv_sqrt_alpha, log_beta, log_beta_tilde = c
+        v = torch.sigmoid(z_sigma)
+        mean = torch.add(x, z_mu, alpha=-eps_coef).mul_(inv_sqrt_alpha)
+        std = (v * log_beta).add_((1 - v) * log_beta_tilde).exp_()
+    std = std.clamp_min_(_VAR_FLOOR).sqrt_()  # GaussianDist.sample: mean + √var·noise
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean.addcmul_(std, noise)
+
+
+@torch.no_grad()
+def _sample_fast(model: DiffusionModel, n: int, generator, example_shape=None) -> torch.Tensor:
+    """:func:`sample` for a model :func:`_has_fast_step` serves, without the step records: the same draws."""
+    s = model.schedule_tensors()
+    x = model.kernel.prior_sample((n, *(example_shape or model.config.example_shape)), generator=generator,
+                                  device=model.device)
+    for k in range(model.T - 1, 0, -1):
+        x = _fast_step(model, x, k, s, generator)
+    return model.reverse_step(x, 0, s).sample(generator)
 
 
 @torch.no_grad()
@@ -84,7 +140,9 @@ def collect(steps: Iterator[Step], T: int, stride: int = 1) -> tuple[torch.Tenso
 
 
 def sample(model: DiffusionModel, n: int, generator: torch.Generator | None = None, **kw) -> torch.Tensor:
-    """n samples x^0 [n, *S]."""
+    """n samples x^0 [n, *S] (the last state of :func:`reverse_steps`)."""
+    if set(kw) <= {"example_shape"} and _has_fast_step(model):
+        return _sample_fast(model, n, generator, kw.get("example_shape"))
     x = None
     for st in reverse_steps(model, n, generator=generator, **kw):
         x = st.x

@@ -193,3 +193,41 @@ def test_the_gaussian_kl_gradient_is_autograds_through_the_formula(var_shape):
     # a detached mean (the hybrid objective's) gets no gradient and the others theirs
     out = kl(mq, vq, mp.detach(), vp)
     assert out.grad_fn is not None
+
+
+@pytest.mark.parametrize("param", ["code", "paper", "posterior"])
+def test_the_samplers_fast_step_draws_the_plain_chains_numbers_bit_for_bit(param, monkeypatch):
+    """sampling._fast_step (no distribution objects, in place) against reverse_step(...).sample(...) at every
+    step: the same x^0 to the last bit, through sample() and through reverse_steps()."""
+    from models import sampling
+
+    cfg = ModelConfig(kernel="gaussian", T=12, example_shape=(3,), arch="mlp", hidden=16, layers=2, readout="bump",
+                      J=5, schedule="linear", learn_beta=True, param=param)
+    torch.manual_seed(0)
+    m = DiffusionModel(cfg)
+    with torch.no_grad():
+        m.schedule.coeffs.normal_()
+        for p in m.net.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    assert sampling._has_fast_step(m)
+
+    def runs():
+        a = sampling.sample(m, 33, generator=torch.Generator().manual_seed(5))
+        b = [st.x for st in sampling.reverse_steps(m, 33, generator=torch.Generator().manual_seed(5))]
+        return a, b
+
+    fast, fast_steps = runs()
+    monkeypatch.setattr(sampling, "_has_fast_step", lambda model: False)
+    plain, plain_steps = runs()
+    assert torch.equal(fast, plain) and torch.equal(fast, fast_steps[-1])
+    assert len(fast_steps) == len(plain_steps) == 13
+    assert all(torch.equal(p, q) for p, q in zip(fast_steps, plain_steps))
+
+
+def test_the_fast_step_leaves_replaced_reverse_steps_and_binomial_models_alone():
+    from math_helpers import binomial_model, gaussian_model, with_exact_reverse
+    from models import sampling
+
+    assert not sampling._has_fast_step(with_exact_reverse(gaussian_model(T=6)))
+    assert not sampling._has_fast_step(binomial_model(T=6))
+    assert sampling._has_fast_step(gaussian_model(T=6, param="code"))
