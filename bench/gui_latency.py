@@ -35,14 +35,7 @@ from pathlib import Path
 if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-def pct(values, q):
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    i = min(len(v) - 1, max(0, int(round(q / 100 * (len(v) - 1)))))
-    return v[i]
+from _stats import pct  # noqa: E402 - bench/ is the script folder
 
 
 def main(argv=None) -> int:

@@ -70,17 +70,10 @@ if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="dpm-soak-data-")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from _stats import pct  # noqa: E402 - bench/ is the script folder
 
 RSS_TARGET_MB = 50.0
 STALL_P99_TARGET_MS = 50.0
-
-
-def pct(values, q):
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    i = min(len(v) - 1, max(0, int(round(q / 100 * (len(v) - 1)))))
-    return v[i]
 
 
 def proc_status_mb(field: str = "VmRSS") -> float:
