@@ -27,8 +27,8 @@ from .kernels import coefficients
 from .kernels.gaussian import COLUMNS as GAUSSIAN_COLUMNS, beta1_cap_bits_per_dim
 from .model import DiffusionModel
 
-__all__ = ["LN2", "L_NULL_PER_DIM_BITS", "BoundTerms", "BoundSummary", "beta1_cap_bits_per_dim", "unit_divisor",
-           "step_kl", "stochastic_K_nats", "sampled_K_nats", "bound_terms", "evaluate_bound",
+__all__ = ["LN2", "L_NULL_PER_DIM_BITS", "BoundTerms", "beta1_cap_bits_per_dim", "unit_divisor",
+           "step_kl", "stochastic_K_nats", "sampled_K_nats", "bound_terms",
            "ais_log_likelihood_nats", "reverse_entropy_per_step"]
 
 LN2 = math.log(2.0)
@@ -186,54 +186,6 @@ def bound_terms(model: DiffusionModel, x0: torch.Tensor, generator=None, s=None,
     e = _edge(model, x0, s)
     return BoundTerms(kl_nats=kl, prior_kl_nats=e["prior_kl"], h_x1_given_x0_nats=e["h_x1_given_x0"],
                       edge_nats=e["edge"], log_null_nats=e["log_prior_x0"])
-
-
-@dataclass(frozen=True)
-class BoundSummary:
-    """K over a data set in the paper's units, with its standard error (models/README.md, Evaluation
-    protocol)."""
-
-    K_bits: float
-    K_stderr_bits: float
-    K_minus_Lnull_bits: float
-    L_null_bits: float
-    beta_1: float
-    n_eval: int
-    unit: str
-    kl_bits_per_step: list  # mean KL term per step [T], in the unit
-    cap_bits: float | None  # Gaussian β_1 cap on K − L_null (models/README.md, Ceilings), in the unit
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-@torch.no_grad()
-def evaluate_bound(model: DiffusionModel, x0: torch.Tensor, unit: str, generator=None, batch_size: int = 256,
-                   progress=None) -> BoundSummary:
-    """Exact K (all T terms) on a held-out set ``x0`` [N, *S], in bits per ``unit``. ``progress`` is an
-    optional callable(done, total)."""
-    s = model.schedule_tensors()
-    div = unit_divisor(tuple(x0.shape[1:]))
-    Ks, nulls, kls = [], [], []
-    N = x0.shape[0]
-    for i in range(0, N, batch_size):
-        terms = bound_terms(model, x0[i:i + batch_size], generator, s)
-        Ks.append(terms.K_nats)
-        nulls.append(terms.log_null_nats)
-        kls.append(terms.kl_nats.sum(dim=0))
-        if progress is not None:
-            progress(min(i + batch_size, N), N)
-    K = torch.cat(Ks) / LN2 / div
-    null = torch.cat(nulls) / LN2 / div
-    kl_mean = (torch.stack(kls).sum(dim=0) / N / LN2 / div).cpu().tolist()
-    n = K.numel()
-    stderr = float(K.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
-    cap = model.kernel.cap_bits_per_dim(s.beta)
-    if cap is not None:
-        cap = x0[0].numel() / div * cap
-    return BoundSummary(K_bits=float(K.mean()), K_stderr_bits=stderr, K_minus_Lnull_bits=float((K - null).mean()),
-                        L_null_bits=float(null.mean()), beta_1=float(s.beta[0]), n_eval=n, unit=unit,
-                        kl_bits_per_step=kl_mean, cap_bits=cap)
 
 
 @torch.no_grad()

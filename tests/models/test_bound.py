@@ -10,6 +10,7 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from models import bound, sampling
 from models.config import ModelConfig
+from models.evaluation import exact_K
 from models.kernels import GaussianKernel
 from models.model import DiffusionModel
 from models.schedules import logit_linear_betas
@@ -165,11 +166,11 @@ def test_image_models_bound_units_and_shapes():
     t = bound.bound_terms(m, x0, torch.Generator().manual_seed(2))
     assert t.kl_nats.shape == (8, T) and torch.all(torch.isfinite(t.K_nats))
     assert_close(t.log_null_nats, Normal(0.0, 1.0).log_prob(x0.double()).reshape(8, -1).sum(1))
-    summ = bound.evaluate_bound(m, x0, "bits/pixel", torch.Generator().manual_seed(2), batch_size=8)
-    assert bound.evaluate_bound(m, x0, "bits/pixel", batch_size=3).n_eval == 8
+    summ = exact_K(m, x0, "bits/pixel", torch.Generator().manual_seed(2), batch_size=8)
+    assert exact_K(m, x0, "bits/pixel", batch_size=3).n == 8
     assert summ.K_bits == pytest.approx(float(t.K_nats.mean()) / LN2 / 16, rel=1e-9)
     assert summ.L_null_bits == pytest.approx(float(t.log_null_nats.mean()) / LN2 / 16, rel=1e-9)
-    assert summ.n_eval == 8 and len(summ.kl_bits_per_step) == T
+    assert summ.n == 8 and len(summ.kl_bits_per_step) == T
     s = m.schedule_tensors()
     assert summ.cap_bits == pytest.approx(2 * 0.5 * math.log2((1 - float(s.alpha_bar[-1])) / float(s.beta[0])))
     st = bound.stochastic_K_nats(m, x0, torch.Generator().manual_seed(3))
@@ -276,7 +277,7 @@ def test_untrained_gaussian_model_never_beats_the_null_on_gaussian_data():
     D = 2
     m = gaussian_model(T=20, D=D, perturb=0.2)
     x0 = torch.randn(2000, D, generator=torch.Generator().manual_seed(5))
-    summ = bound.evaluate_bound(m, x0, "bits/point", torch.Generator().manual_seed(6))
+    summ = exact_K(m, x0, "bits/point", torch.Generator().manual_seed(6))
     assert summ.L_null_bits == pytest.approx(L_NULL_BITS_PER_DIM * D, abs=0.1)
     assert summ.K_bits <= L_NULL_BITS_PER_DIM * D + 3 * summ.K_stderr_bits
     assert summ.K_minus_Lnull_bits < 0
@@ -290,8 +291,8 @@ def test_trained_gaussian_model_never_beats_the_null_on_gaussian_data(trained_ga
     model = trained_gaussian
     D = 2
     x0 = torch.randn(2000, D, generator=torch.Generator().manual_seed(7))
-    # what the app reports (evaluate_bound: exact K over all steps, bits per point, with its standard error)
-    summ = bound.evaluate_bound(model, x0, "bits/point", torch.Generator().manual_seed(8), batch_size=2000)
+    # what the app reports (exact_K: exact K over all steps, bits per point, with its standard error)
+    summ = exact_K(model, x0, "bits/point", torch.Generator().manual_seed(8), batch_size=2000)
     assert summ.beta_1 == pytest.approx(0.01)
     assert summ.K_bits <= L_NULL_BITS_PER_DIM * D + 3 * summ.K_stderr_bits
     assert summ.K_minus_Lnull_bits <= summ.cap_bits
