@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import torch
 
-from models.bound import evaluate_bound
+from models.evaluation import exact_K
 from models.data import load_preset
 from models.files import load_model
 from models.kernels import BinomialKernel, ScheduleTensors
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
           f"(ceiling −log2 5 = {-math.log2(5):.4f}; paper −2.414)")
     if a.model:
         lm = load_model(a.model)
-        sm = evaluate_bound(lm.model, x0, "bits/seq", torch.Generator().manual_seed(1))
+        sm = exact_K(lm.model, x0, "bits/seq", torch.Generator().manual_seed(1))
         print(f"  model             K = {sm.K_bits:.4f} ± {sm.K_stderr_bits:.4f} bits/seq ({a.model})")
         model_per = np.asarray(sm.kl_bits_per_step)
     deciles = [(int(i * 2000 / 10), int((i + 1) * 2000 / 10)) for i in range(10)]
