@@ -96,6 +96,15 @@ def drop(panel, urls=(), text=None):
     return ev
 
 
+def landed(qtbot, panel, start) -> bool:
+    """Start a read (``start()``, which must report that it started) and wait until it lands: whether
+    the file was used."""
+    with qtbot.waitSignal(panel.loaded, timeout=60_000) as sig:
+        assert start()
+    assert not panel.reading
+    return sig.args[1]
+
+
 def run_to_end(qtbot, panel, timeout=60_000):
     assert panel.run()
     qtbot.waitUntil(lambda: not panel.is_running, timeout=timeout)
@@ -187,10 +196,10 @@ def test_no_model(panel, state):
 # images in
 
 
-def test_dropped_colour_photo_is_shown_whole_and_converted_with_a_note(panel, state, tmp_path):
+def test_dropped_colour_photo_is_shown_whole_and_converted_with_a_note(panel, state, tmp_path, qtbot):
     use(state, image_model())
     png(tmp_path / "photo.png", 60, 90, rgb=True)
-    drop(panel, [tmp_path / "photo.png"])
+    assert landed(qtbot, panel, lambda: drop(panel, [tmp_path / "photo.png"]).isAccepted())
     ip = panel.image_page
     assert ip.prepared is not None and ip.prepared.shape_hw == (60, 90)  # the whole picture, not a crop
     assert "photo.png" in ip.note_label.text() and "converted" in ip.note_label.text()
@@ -207,18 +216,18 @@ def test_dropped_colour_photo_is_shown_whole_and_converted_with_a_note(panel, st
     assert ip.crop_item.isVisible() and (r.x(), r.y(), r.width(), r.height()) == (22, 7, 45, 45)
 
 
-def test_colour_model_keeps_colour(panel, state, tmp_path):
+def test_colour_model_keeps_colour(panel, state, tmp_path, qtbot):
     use(state, image_model(channels=3))
     png(tmp_path / "photo.png", 10, 12, rgb=True)
-    assert panel.open_image(tmp_path / "photo.png")
+    assert landed(qtbot, panel, lambda: panel.open_image(tmp_path / "photo.png"))
     assert panel.image_page.prepared.pixels.shape == (3, 10, 12)
     assert "converted" not in panel.image_page.note_label.text()
 
 
-def test_bad_input_is_reported_and_the_image_kept(panel, state, tmp_path):
+def test_bad_input_is_reported_and_the_image_kept(panel, state, tmp_path, qtbot):
     use(state, image_model())
     png(tmp_path / "good.png")
-    assert panel.open_image(tmp_path / "good.png")
+    assert landed(qtbot, panel, lambda: panel.open_image(tmp_path / "good.png"))
     ip = panel.image_page
     ip.mask_model.rectangle(0, 0, 3, 3)
     before, mask = ip.prepared, ip.mask_model.fill.copy()
@@ -227,7 +236,7 @@ def test_bad_input_is_reported_and_the_image_kept(panel, state, tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     Image.new("1", (8000, 7000)).save(tmp_path / "huge.png")  # 56 Mpx, a tiny file
     for name in ("truncated.png", "notes.png", "huge.png"):
-        drop(panel, [tmp_path / name])
+        assert not landed(qtbot, panel, lambda n=name: drop(panel, [tmp_path / n]).isAccepted())
         assert name in errors(state)[-1]
         assert ip.prepared is before
         np.testing.assert_array_equal(ip.mask_model.fill, mask)
@@ -355,7 +364,7 @@ def test_canvas_keys_in_the_panel(panel, state, qtbot):
     np.testing.assert_array_equal(mm.fill, before)
 
 
-def test_mask_files(panel, state, tmp_path):
+def test_mask_files(panel, state, tmp_path, qtbot):
     use(state, image_model())
     panel.set_image(np.zeros((8, 8), np.uint8))
     mm = panel.image_page.mask_model
@@ -363,9 +372,11 @@ def test_mask_files(panel, state, tmp_path):
     mm.rectangle(0, 0, 4, 4)
     assert panel.save_mask(tmp_path / "m.png")
     mm.clear()
-    assert panel.load_mask(tmp_path / "m.png") and mm.fill[:4, :4].all() and mm.fill.sum() == 16
+    assert landed(qtbot, panel, lambda: panel.load_mask(tmp_path / "m.png"))
+    assert mm.fill[:4, :4].all() and mm.fill.sum() == 16
+    assert mm.undo() and not mm.fill.any()  # one undoable action
     (tmp_path / "bad.png").write_text("no")
-    assert not panel.load_mask(tmp_path / "bad.png") and "bad.png" in errors(state)[-1]
+    assert not landed(qtbot, panel, lambda: panel.load_mask(tmp_path / "bad.png")) and "bad.png" in errors(state)[-1]
 
 
 # ------------------------------------------------------------------------------------------------

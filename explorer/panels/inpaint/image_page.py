@@ -54,6 +54,21 @@ def _hwc(px: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(px[0] if px.shape[0] == 1 else np.moveaxis(px, 0, -1))
 
 
+class Ready:
+    """An image made ready for the page away from the GUI thread (:meth:`ImagePage.ready`): the library's
+    PreparedImage for the settings in ``key`` (None if preparing failed: the page then tries again and
+    reports), and the original as drawn."""
+
+    def __init__(self, pixels: np.ndarray, key: tuple):
+        self.key = key
+        model, norm, max_side, fit = key
+        try:
+            self.prepared = img.prepare_image(pixels, LoadedModel(model, norm, {}, {}), max_side=max_side, fit=fit)
+        except Exception:  # noqa: BLE001 - the page prepares it again on the GUI thread, and reports
+            self.prepared = None
+        self.shown = _hwc(pixels)
+
+
 def best_columns(n: int, h: int, w: int, view_w: float, view_h: float) -> int:
     """How many columns to tile n images of h×w in so that they are drawn largest in a view_w×view_h view."""
     best, best_scale = 1, -1.0
@@ -316,15 +331,22 @@ class ImagePage(QWidget):
         self.changed.emit()
 
     # ---- images ---------------------------------------------------------------------------------
-    def accept(self, pixels: np.ndarray, name: str) -> str | None:
-        """Use ``pixels`` [C, H, W] in [0, 1] as the image. Returns an error message (the current image
+    def ready_key(self) -> tuple:
+        """What preparing an image depends on: (model, norm, longest side, fit), for :class:`Ready`."""
+        return self.model, self.norm, self.max_side_spin.value(), self.fit_combo.currentData()
+
+    def accept(self, pixels: np.ndarray, name: str, ready: Ready | None = None) -> str | None:
+        """Use ``pixels`` [C, H, W] in [0, 1] as the image (``ready``: it prepared in a worker, used if the
+        settings it was prepared for are still the page's). Returns an error message (the current image
         is kept) or None."""
         old = (self.source, self.source_name)
         self.source, self.source_name = pixels, name
         if self.model is None:
             self.note_label.setText(f"{name}: kept until an image model is loaded")
             return None
-        err = self.prepare(new_image=True)
+        usable = ready is not None and ready.prepared is not None and all(
+            a is b or a == b for a, b in zip(ready.key, self.ready_key()))
+        err = self.prepare(new_image=True, ready=ready if usable else None)
         if err is not None:
             self.source, self.source_name = old
         return err
@@ -343,14 +365,15 @@ class ImagePage(QWidget):
         if self.max_side_spin.value() != getattr(self, "_prepared_side", None):
             self.prepare()
 
-    def prepare(self, new_image: bool = False) -> str | None:
-        """Fit the source image to the model (the library's prepare_image); keep the mask's drawing when
-        only the size changes. Returns an error message or None."""
+    def prepare(self, new_image: bool = False, ready: Ready | None = None) -> str | None:
+        """Fit the source image to the model (the library's prepare_image, unless ``ready`` has it); keep
+        the mask's drawing when only the size changes. Returns an error message or None."""
         if self.source is None or self.model is None:
             return None
         try:
-            prep = img.prepare_image(self.source, LoadedModel(self.model, self.norm, {}, {}),
-                                     max_side=self.max_side_spin.value(), fit=self.fit_combo.currentData())
+            prep = ready.prepared if ready is not None else img.prepare_image(
+                self.source, LoadedModel(self.model, self.norm, {}, {}), max_side=self.max_side_spin.value(),
+                fit=self.fit_combo.currentData())
         except ValueError as e:  # DataError is a ValueError
             return f"{self.source_name}: {e}"
         old_shape = self.mask_model.shape
@@ -369,7 +392,8 @@ class ImagePage(QWidget):
             note += " (this model is grey: converted)"
         extra = prep.note.replace("converted colour→grey", "").strip("; ")
         self.note_label.setText(note + (f"; {extra}" if extra else ""))
-        self.original_item.setImage(_hwc(self.source), autoLevels=False, levels=(0.0, 1.0))
+        shown = ready.shown if ready is not None else _hwc(self.source)
+        self.original_item.setImage(shown, autoLevels=False, levels=(0.0, 1.0))
         h0, w0 = self.source.shape[-2:]
         cropped = self.fit_combo.currentData() == "crop" and (H, W) != (h0, w0) and "cropped" in prep.note
         if cropped:  # the part the model sees, as the library cuts it (the centre)

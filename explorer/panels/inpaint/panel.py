@@ -8,30 +8,31 @@ sample size over t. The panel reads the :class:`~explorer.state.AppState` (model
 through ``state.post`` and resets with the model (:meth:`InpaintPanel.reset_for_model`, connected to
 ``state.session_changed``). A run is a superqt generator worker (the kind :func:`explorer.workers.run_task`
 uses for functions) iterating :func:`request.stream` on a copy of the model, in a one-thread pool of the
-panel's own; the form → library call mapping is Qt-free (:mod:`.request`).
+panel's own; the form → library call mapping is Qt-free (:mod:`.request`). Images and masks come in
+through :class:`.opening.ImageInput` (files are read off the GUI thread).
 """
 from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QMimeData, QSize, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
+from PySide6.QtCore import QSize, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QSlider, QSpinBox, QStackedWidget, QToolButton, QVBoxLayout,
                                QWidget)
 from superqt.utils import create_worker
 
-from models.files import IMAGE_EXTENSIONS, atomic_write, save_trajectory
+from models.files import atomic_write, save_trajectory
 from models.runtime import MAX_BATCH
 
 from ...workers import copy_model
 from . import request as R
 from .bits_page import BitsPage
 from .image_page import ImagePage
+from .opening import ImageInput
 from .plane_page import PlanePage
 
 SIDE_WIDTH = 262  # the side column's width (px)
@@ -39,19 +40,12 @@ DRAW_EVERY_MS = 33  # a run's frames are drawn at most this often (the latest on
 PAGE_INDEX = {"image": 1, "plane": 2, "bits": 3}
 
 
-def qimage_to_array(image: QImage) -> np.ndarray:
-    """A QImage → uint8 [H, W, 3] (alpha dropped)."""
-    image = image.convertToFormat(QImage.Format.Format_RGB888)
-    w, h, bpl = image.width(), image.height(), image.bytesPerLine()
-    buf = np.frombuffer(image.constBits(), dtype=np.uint8, count=h * bpl).reshape(h, bpl)
-    return buf[:, : w * 3].reshape(h, w, 3).copy()
-
-
-class InpaintPanel(QWidget):
+class InpaintPanel(ImageInput, QWidget):
     """Posterior sampling on the state's model (see the module docstring)."""
 
     running_changed = Signal(bool)  # a run started (True) or ended (False)
     result_ready = Signal()  # a run reached x^0
+    loaded = Signal(str, bool)  # a file read for the image page landed: its name, and whether it was used
 
     def __init__(self, state, parent=None):
         super().__init__(parent)
@@ -75,6 +69,7 @@ class InpaintPanel(QWidget):
         self.draws = 0  # states drawn (tests and bench/soak.py)
         self._draw_timer = QTimer(self, singleShot=True, interval=DRAW_EVERY_MS)
         self._draw_timer.timeout.connect(self._draw_if_stale)
+        self._init_input()
         self._build()
         for seq, fn in ((QKeySequence.StandardKey.Paste, self.paste),
                         (QKeySequence.StandardKey.Undo, lambda: self._canvas_do("undo")),
@@ -261,6 +256,7 @@ class InpaintPanel(QWidget):
         copy of the state's model to use (default: the panel copies ``state.model`` itself when
         training is idle)."""
         self._drop_run()
+        self._drop_reads()
         s = self.state
         if model is None and s.model is not None and s.training == "idle":
             model = copy_model(s.model)
@@ -274,7 +270,7 @@ class InpaintPanel(QWidget):
         if model is not None and page is None:
             self.empty_label.setText(f"This panel does not handle a {model.config.kernel} model of examples shaped "
                                      f"{tuple(model.config.example_shape)}.")
-        self.run_btn.setEnabled(page is not None)
+        self._update_run_btn()
         self.side.setVisible(page is not None)
         self.slider_row.setVisible(page is not None)
         self.samples_spin.setValue(R.DEFAULT_SAMPLES.get(page, 2))
@@ -341,115 +337,6 @@ class InpaintPanel(QWidget):
             self.plane_page.plane.do(action)
 
     # =========================================================================================
-    # images in
-    def open_image(self, path) -> bool:
-        """Open an image file for the image page; on failure the message is posted and the current image
-        is kept."""
-        try:
-            px = R.img.coerce_image(Path(path))
-        except (ValueError, OSError) as e:  # DataError is a ValueError
-            self.state.post("error", str(e))
-            return False
-        return self._accept(px, Path(path).name)
-
-    def set_image(self, array, name: str = "image") -> bool:
-        """Use an array ([H, W], [H, W, C] or [C, H, W]; uint8, uint16 or float in [0, 1])."""
-        try:
-            px = R.img.coerce_image(array, what=name)
-        except ValueError as e:
-            self.state.post("error", str(e))
-            return False
-        return self._accept(px, name)
-
-    def _accept(self, px: np.ndarray, name: str) -> bool:
-        if self.page != "image":
-            self.state.post("warning", f"{name}: images are for image models; this model's data is not images")
-            return False
-        self._drop_run()
-        err = self.image_page.accept(px, name)
-        if err is not None:
-            self.state.post("error", err)
-            return False
-        self.state.post("info", f"inpainting: opened {name}")
-        return True
-
-    def paste(self) -> bool:
-        """Paste an image (or an image file's path) from the clipboard."""
-        return self._open_mime(QGuiApplication.clipboard().mimeData(), "the clipboard")
-
-    def _open_mime(self, md: QMimeData | None, where: str) -> bool:
-        if md is not None and md.hasUrls():
-            files = [u.toLocalFile() for u in md.urls() if u.isLocalFile()]
-            if files:
-                return self.open_image(files[0])
-        if md is not None and md.hasImage():
-            im = md.imageData()
-            if isinstance(im, QImage) and not im.isNull():
-                return self.set_image(qimage_to_array(im), f"image from {where}")
-        self.state.post("error", f"{where} holds no image or image file")
-        return False
-
-    def _takes(self, md: QMimeData) -> bool:
-        """Image files and pasted images are the image page's; anything else (a model, data) goes on to
-        the window."""
-        if self.page != "image":
-            return False
-        if md.hasUrls():
-            files = [u.toLocalFile() for u in md.urls() if u.isLocalFile()]
-            return bool(files) and Path(files[0]).suffix.lower() in IMAGE_EXTENSIONS
-        return md.hasImage()
-
-    def dragEnterEvent(self, ev):
-        if self._takes(ev.mimeData()):
-            ev.acceptProposedAction()
-        else:
-            ev.ignore()
-
-    def dragMoveEvent(self, ev):
-        self.dragEnterEvent(ev)
-
-    def dropEvent(self, ev):
-        if self._takes(ev.mimeData()) and self._open_mime(ev.mimeData(), "the drop"):
-            ev.acceptProposedAction()
-        else:
-            ev.ignore()
-
-    # masks
-    def load_mask(self, path) -> bool:
-        try:
-            self.image_page.mask_model.load(path)
-        except (ValueError, OSError) as e:
-            self.state.post("error", str(e))
-            return False
-        self.state.post("info", f"inpainting: mask loaded from {Path(path).name}")
-        return True
-
-    def save_mask(self, path) -> bool:
-        try:
-            self.image_page.mask_model.save(path)
-        except (OSError, ValueError) as e:
-            self.state.post("error", f"{path}: cannot save the mask: {e}")
-            return False
-        self.state.post("info", f"inpainting: mask saved to {path}")
-        return True
-
-    def _open_dialog(self):
-        exts = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", f"Images ({exts});;All files (*)")
-        if path:
-            self.open_image(path)
-
-    def _load_mask_dialog(self):
-        path, _ = QFileDialog.getOpenFileName(self, "Load mask", "", "PNG images (*.png);;All files (*)")
-        if path:
-            self.load_mask(path)
-
-    def _save_mask_dialog(self):
-        path, _ = QFileDialog.getSaveFileName(self, "Save mask", "mask.png", "PNG images (*.png)")
-        if path:
-            self.save_mask(path)
-
-    # =========================================================================================
     # running
     @property
     def is_running(self) -> bool:
@@ -482,6 +369,9 @@ class InpaintPanel(QWidget):
     def run(self) -> bool:
         """Start sampling with the form's settings (no-op while running). False if it cannot start."""
         if self.is_running:
+            return False
+        if self._reads:  # a half-opened image or mask is not run
+            self.state.post("warning", f"inpainting: still reading {self.reading}; run once it is open")
             return False
         try:
             req = self.request()
@@ -528,6 +418,7 @@ class InpaintPanel(QWidget):
             sig.disconnect()
 
     def _cancel_and_wait(self) -> None:
+        self._drop_reads()
         self.cancel(wait=True)
 
     def cancel(self, wait: bool = False) -> None:
@@ -549,9 +440,12 @@ class InpaintPanel(QWidget):
         self._clear_results()
 
     def _set_running(self, on: bool) -> None:
-        self.run_btn.setEnabled(not on and self.page is not None)
+        self._update_run_btn()
         self.cancel_btn.setEnabled(on)
         self.running_changed.emit(on)
+
+    def _update_run_btn(self) -> None:
+        self.run_btn.setEnabled(self._worker is None and self.page is not None and not self._reads)
 
     def _on_frame(self, run: R.Run, fr: R.Frame) -> None:
         if run is not self.run_state:
