@@ -34,3 +34,17 @@ def apply_tiny(qtbot, window, T: int = 8, learn_beta: bool = True):
     qtbot.waitUntil(lambda: {"reverse", "forward"} <= set(s.trajectories) and not s.incomplete("reverse")
                     and not s.incomplete("forward") and s.evaluation is not None, timeout=60_000)
     return s
+
+
+IMAGE_NORM = {"mean": 0.45, "std": 0.25, "levels": 256}  # a data normalisation for the tiny image models
+
+
+def tiny_image_model(T: int = 6, side: int = 8):
+    """A tiny seeded convolutional Gaussian model of grey ``side``×``side`` images, in eval mode."""
+    from models.config import ModelConfig
+    from models.model import DiffusionModel
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(kernel="gaussian", T=T, example_shape=(1, side, side), arch="conv", hidden=4, conv_layers=1,
+                      n_scales=2, dense_layers=1, dense_hidden=8, J=3)
+    return DiffusionModel(cfg).eval()

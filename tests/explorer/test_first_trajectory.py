@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+
+from explorer_helpers import tiny_image_model
 
 from models.config import ModelConfig
 from models.model import DiffusionModel
 
-NORM = {"mean": 0.45, "std": 0.25, "levels": 256}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def image_model(T=12):
-    torch.manual_seed(0)
-    cfg = ModelConfig(kernel="gaussian", T=T, example_shape=(1, 6, 6), arch="conv", hidden=4, conv_layers=1,
-                      n_scales=2, dense_layers=1, dense_hidden=8, J=3)
-    return DiffusionModel(cfg).eval()
+    return tiny_image_model(T, side=6)
 
 
 def display(x):

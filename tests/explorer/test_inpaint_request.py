@@ -8,24 +8,17 @@ import pytest
 import torch
 
 from explorer.panels.inpaint import request as R
+from explorer_helpers import IMAGE_NORM, tiny_image_model
 from models import conditioning
 from models.config import ModelConfig
 from models.model import DiffusionModel
 
-NORM = {"mean": 0.45, "std": 0.25, "levels": 256}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here on one torch thread (tests/conftest.py)."""
-    yield
+NORM = IMAGE_NORM
+pytestmark = pytest.mark.usefixtures("one_thread")  # every test here on one torch thread (tests/conftest.py)
 
 
 def image_model(T=6):
-    torch.manual_seed(0)
-    cfg = ModelConfig(kernel="gaussian", T=T, example_shape=(1, 8, 8), arch="conv", hidden=4, conv_layers=1,
-                      n_scales=2, dense_layers=1, dense_hidden=8, J=3)
-    return DiffusionModel(cfg).eval()
+    return tiny_image_model(T, side=8)
 
 
 def points_model(T=6):
