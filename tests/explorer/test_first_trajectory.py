@@ -170,7 +170,6 @@ def test_the_state_shows_every_step_of_the_first_examples_before_the_rest(qtbot,
 def test_a_trajectory_shown_only_when_complete_is_one_pass(qtbot, qapp, tmp_path):
     """The live refresh while training (stream=False) shows only complete trajectories: no first pass."""
     from explorer.controller import Controller
-    from explorer.session import Session
     from explorer.state import AppState
     from models.data import load_file
 
