@@ -132,6 +132,15 @@ def _table(s: ScheduleTensors, names: tuple[str, ...], columns: Columns, dtype: 
     return out.to(dtype)
 
 
+def _table_entry(s: ScheduleTensors, names: tuple[str, ...], columns: Columns, dtype: torch.dtype, grad: bool) -> list:
+    """[the table of ``names`` (:func:`_table`), its rows as Python floats or None], made once per schedule."""
+    key = ("table", id(columns), names, dtype, grad)
+    entry = s._memo.get(key)
+    if entry is None:
+        entry = s._memo[key] = [_table(s, names, columns, dtype), None]
+    return entry
+
+
 def coefficients(s: ScheduleTensors, k, like: torch.Tensor, names: tuple[str, ...], columns: Columns) -> tuple:
     """The per-step coefficients ``names`` (of ``columns``) at step index ``k``, in ``like``'s dtype, each
     shaped to broadcast against ``like`` [B, ...]: for a LongTensor ``k`` [B], tensors [B, 1, …] taken from
@@ -143,13 +152,10 @@ def coefficients(s: ScheduleTensors, k, like: torch.Tensor, names: tuple[str, ..
     memo = s._memo
     is_tensor = isinstance(k, torch.Tensor)
     if is_tensor and k.dim() == 1:
-        got = memo.get(("rows", id(columns), like.dtype, like.dim(), grad))
+        got = memo.get(("rows", id(columns), like.dtype, tuple(like.shape[1:]), grad))
         if got is not None and got[0] is k and all(n in got[1] for n in names):
             return tuple(got[1][n] for n in names)
-    key = ("table", id(columns), names, like.dtype, grad)
-    entry = memo.get(key)
-    if entry is None:
-        entry = memo[key] = [_table(s, names, columns, like.dtype), None]
+    entry = _table_entry(s, names, columns, like.dtype, grad)
     if not is_tensor:
         if grad:
             return entry[0][int(k)].unbind(0)
@@ -163,14 +169,37 @@ def coefficients(s: ScheduleTensors, k, like: torch.Tensor, names: tuple[str, ..
     return table.view(table.shape[0], len(names), *((1,) * (like.dim() - 1)))[k].unbind(1)
 
 
+#: :func:`prefetch` hands out coefficients at the full shape of states of at most this many numbers
+FULL_ROWS_MAX = 64
+FULL_ROWS = True  # (False: as coefficients() shapes them; tests and benchmarks compare the two)
+
+
+def _full_rows(s: ScheduleTensors, k: torch.Tensor, like: torch.Tensor, names: tuple[str, ...],
+               columns: Columns) -> tuple:
+    """The coefficients ``names`` at the steps ``k`` [B], each a contiguous tensor of ``like``'s shape
+    [B, *S]: from one index into the table and one copy."""
+    table = _table_entry(s, names, columns, like.dtype, s._tracks_grad())[0]
+    C, n = len(names), like[0].numel()
+    full = table.index_select(0, k).t().unsqueeze(-1).expand(C, k.shape[0], n).contiguous()
+    return full.view(C, *like.shape).unbind(0)
+
+
 def prefetch(s: ScheduleTensors, k: torch.Tensor, like: torch.Tensor, names: tuple[str, ...], columns: Columns) -> None:
     """Gather ``names`` at the steps ``k`` [B] now, from one table by one index, for the calls of
     :func:`coefficients` that follow at the same ``k`` (the same tensor), for tensors of ``like``'s dtype and
     rank: a step of the bound needs a few coefficients in each of several functions, and one gather (one
     backward) serves them all. The latest prefetch per schedule is kept."""
     names = tuple(dict.fromkeys(names))
-    values = coefficients(s, k, like, names, columns)
-    s._memo[("rows", id(columns), like.dtype, like.dim(), s._tracks_grad())] = (k, dict(zip(names, values)))
+    n = like[0].numel() if like.dim() > 1 else 0
+    if FULL_ROWS and 0 < n <= FULL_ROWS_MAX:
+        # a small state: each coefficient as a contiguous tensor of ``like``'s shape, so that the operations
+        # it enters take same-shaped operands (on [B, 2], a [B, 1] operand broadcast along the last dimension
+        # costs about three times as much) and their backward needs no reduction each: one, over all columns
+        # together, where the copy's gradient is summed back to the rows
+        values = _full_rows(s, k, like, names, columns)
+    else:
+        values = coefficients(s, k, like, names, columns)
+    s._memo[("rows", id(columns), like.dtype, tuple(like.shape[1:]), s._tracks_grad())] = (k, dict(zip(names, values)))
 
 
 def gather(v: torch.Tensor, k, like: torch.Tensor) -> torch.Tensor:

@@ -231,3 +231,42 @@ def test_the_fast_step_leaves_replaced_reverse_steps_and_binomial_models_alone()
     assert not sampling._has_fast_step(with_exact_reverse(gaussian_model(T=6)))
     assert not sampling._has_fast_step(binomial_model(T=6))
     assert sampling._has_fast_step(gaussian_model(T=6, param="code"))
+
+
+def _learned_model(param: str, T: int = 25, D: int = 2, seed: int = 0) -> DiffusionModel:
+    cfg = ModelConfig(kernel="gaussian", T=T, example_shape=(D,), arch="mlp", hidden=16, layers=2, readout="bump",
+                      J=5, schedule="linear", learn_beta=True, param=param)
+    torch.manual_seed(seed)
+    m = DiffusionModel(cfg).double()
+    with torch.no_grad():
+        m.schedule.coeffs.normal_()
+        for p in m.net.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return m
+
+
+def _loss_and_grads(m: DiffusionModel, steps: int, seed: int = 3):
+    from models.bound import sampled_K_nats
+
+    for p in m.parameters():
+        p.grad = None
+    x0 = torch.randn(24, *m.config.example_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    K = sampled_K_nats(m, x0, steps, torch.Generator().manual_seed(seed + 1))
+    (K * torch.linspace(-1, 2, 24, dtype=torch.float64)).sum().backward()
+    return K.detach(), [p.grad.clone() for p in m.parameters()]
+
+
+@pytest.mark.parametrize("param", ["code", "paper", "posterior"])
+@pytest.mark.parametrize("D", [2, 5])
+def test_full_shape_coefficients_give_the_plain_numbers_and_gradients(param, D, monkeypatch):
+    """prefetch's coefficients at the state's full shape (small states): K and every gradient (network
+    and learned β) as with the broadcast [B, 1] ones, on a random model, data and steps."""
+    import models.kernels as kernels
+
+    m = _learned_model(param, D=D)
+    fast = _loss_and_grads(m, 6)
+    monkeypatch.setattr(kernels, "FULL_ROWS", False)
+    plain = _loss_and_grads(m, 6)
+    torch.testing.assert_close(fast[0], plain[0], rtol=1e-13, atol=1e-12)
+    for a, b in zip(fast[1], plain[1]):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-13)
