@@ -1,6 +1,6 @@
 """What the trainer and the sampler cost on top of the network they drive, on this machine, in one run.
 
-    python bench/overhead.py [--reps 41] [--block 10] [--json] [--breakdown]
+    python bench/overhead.py [--reps 41] [--block 10] [--json] [--breakdown] [--ops]
 
 Swiss-roll preset (its MLP, T = 40), one CPU thread:
 
@@ -18,7 +18,17 @@ median of the per-repetition ratios, so load that changes slowly cancels in it. 
 ``--breakdown`` then splits a training step into the bare network pass, the rest of the estimate of K
 with its gradient (the schedule, the per-step coefficients, the KL terms, the edge terms), the data draw,
 and the update (gradient norm and clipping, Adam, the weight average), each a median over ``--reps``
-blocks, as fractions of the bare pass.
+blocks, as fractions of the bare pass. ``--ops`` counts what each costs in operations (machine-independent):
+the ATen operations dispatched (views apart) and the autograd nodes of the graph, for the bare pass, the
+estimate of K with its gradient, a whole training step, and the sampler's and the bare loop's per step.
+
+Where the time goes (this project's notes, issue 15): on this network every operation outside the network
+is on [1024, 2]-sized tensors or smaller, so it costs its dispatch, not its arithmetic: ~2 µs in a tight
+loop of one operation, but 10–15 µs in a training step's mix of many different ones (instruction-cache
+and branch misses in the dispatcher: callgrind counts a step at only ~1.4× the bare pass's instructions
+while it takes ~2× its time). Hand-fused autograd Functions for the step's KL, the learned schedule's
+table and the edge terms were tried and measured no faster (a Python Function's own cost, ~10 µs
+forward and ~20 µs backward, eats what the nodes it replaces cost).
 """
 from __future__ import annotations
 
@@ -78,12 +88,62 @@ def _breakdown(trainer: Trainer, bare_train, trainer_step, reps: int, block: int
     return out, lines
 
 
+def _op_counts(fn) -> int:
+    """ATen operations ``fn()`` dispatches, views apart."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class _Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not func.is_view:
+                _Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with _Count():
+        fn()
+    return _Count.n
+
+
+def _graph_nodes(t: torch.Tensor) -> int:
+    """Autograd nodes behind ``t``."""
+    seen, todo = set(), [t.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        todo.extend(nxt for nxt, _ in node.next_functions)
+    return len(seen)
+
+
+def _ops(trainer: Trainer, net, x, k, sampler_model, n_eval: int, T: int, g) -> tuple[dict, list[str]]:
+    x0 = trainer.data.sample_train(trainer.config.batch_size, trainer.data_generator)
+    loss = trainer.loss_module(x0, trainer.generator)[0]
+    bare_out = net(x, k).sum()
+    out = dict(ops_bare_pass=_op_counts(lambda: net(x, k).sum().backward()),
+               ops_K_estimate=_op_counts(lambda: trainer.loss_module(x0, trainer.generator)[0].backward()),
+               nodes_bare_pass=_graph_nodes(bare_out), nodes_K_estimate=_graph_nodes(loss))
+    run = trainer.run(ticks=True)
+    next(run)
+    out["ops_training_step"] = _op_counts(lambda: next(run))
+    with torch.no_grad():
+        out["ops_bare_sample_step"] = _op_counts(lambda: net(x, k)[:, 0])
+    out["ops_sample_step"] = (_op_counts(lambda: sample(sampler_model, n_eval, generator=g)) - 1) / (T - 1)
+    lines = [f"operations (ATen, views apart): bare pass {out['ops_bare_pass']}, estimate of K with its gradient "
+             f"{out['ops_K_estimate']}, training step {out['ops_training_step']}; autograd nodes: bare "
+             f"{out['nodes_bare_pass']}, estimate of K {out['nodes_K_estimate']}",
+             f"operations per sampler step {out['ops_sample_step']:.1f} (bare loop {out['ops_bare_sample_step']})"]
+    return out, lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=41, help="A/B repetitions (default 41)")
     ap.add_argument("--block", type=int, default=10, help="training steps per timed block (default 10)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--breakdown", action="store_true", help="then split a training step into its parts")
+    ap.add_argument("--ops", action="store_true", help="then count the operations and autograd nodes of each")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -148,6 +208,10 @@ def main(argv=None) -> int:
     if args.breakdown:
         parts, lines = _breakdown(trainer, bare_train, trainer_step, args.reps, args.block)
         res.update(parts)
+    if args.ops:
+        counts, more = _ops(trainer, net, x, k, sampler_model, n_eval, T, g)
+        res.update(counts)
+        lines += more
     if args.json:
         print(json.dumps(res))
     else:

@@ -79,13 +79,15 @@ _FAST_PARAMS = ("code", "paper", "posterior")
 _VAR_FLOOR = 1e-12  # the reverse variance's floor (models/model.py)
 
 
-def _fast_step(model: DiffusionModel, x: torch.Tensor, k: int, s, generator) -> torch.Tensor:
+def _fast_step(model: DiffusionModel, x: torch.Tensor, k: int, s, generator, kk: torch.Tensor | None = None) -> torch.Tensor:
     """x^k ~ p(x^k | x^{k+1} = ``x``) for an int step k ≥ 1 of a model :func:`_has_fast_step` serves:
     exactly the numbers of ``model.reverse_step(x, k, s).sample(generator)`` (the same operations on the
     same values, the same draw), without the distribution object and the tensors it keeps, in place
-    wherever a fresh tensor is not needed (tests/models/test_fast_paths.py compares them bit for bit)."""
+    wherever a fresh tensor is not needed (tests/models/test_fast_paths.py compares them bit for bit).
+    ``kk``: the step as a LongTensor [B] for the network (made here when None)."""
     param = model.config.param
-    kk = torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
+    if kk is None:
+        kk = torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
     z_mu, z_sigma = model.net(x, kk).unbind(1)
     c = coefficients(s, k, x, PARAM_COLUMNS[param], GAUSSIAN_COLUMNS)  # Python floats
     if param == "code":  # models.model._gaussian_code
@@ -112,8 +114,9 @@ def _sample_fast(model: DiffusionModel, n: int, generator, example_shape=None) -
     s = model.schedule_tensors()
     x = model.kernel.prior_sample((n, *(example_shape or model.config.example_shape)), generator=generator,
                                   device=model.device)
+    steps = torch.arange(model.T, device=x.device).unsqueeze(1).expand(-1, n)  # steps[k]: k for every example
     for k in range(model.T - 1, 0, -1):
-        x = _fast_step(model, x, k, s, generator)
+        x = _fast_step(model, x, k, s, generator, steps[k])
     return model.reverse_step(x, 0, s).sample(generator)
 
 

@@ -195,18 +195,23 @@ def test_the_gaussian_kl_gradient_is_autograds_through_the_formula(var_shape):
     assert out.grad_fn is not None
 
 
-@pytest.mark.parametrize("param", ["code", "paper", "posterior"])
+@pytest.mark.parametrize("param", ["code", "paper", "posterior", "unet"])
 def test_the_samplers_fast_step_draws_the_plain_chains_numbers_bit_for_bit(param, monkeypatch):
     """sampling._fast_step (no distribution objects, in place) against reverse_step(...).sample(...) at every
     step: the same x^0 to the last bit, through sample() and through reverse_steps()."""
     from models import sampling
 
-    cfg = ModelConfig(kernel="gaussian", T=12, example_shape=(3,), arch="mlp", hidden=16, layers=2, readout="bump",
-                      J=5, schedule="linear", learn_beta=True, param=param)
+    if param == "unet":  # an image model (sinusoidal step features, the ε-style posterior parameterisation)
+        cfg = ModelConfig(kernel="gaussian", T=12, example_shape=(1, 8, 8), arch="unet", hidden=8, conv_layers=1,
+                          n_scales=2, time_features=8, schedule="reference", learn_beta=False, param="posterior")
+    else:
+        cfg = ModelConfig(kernel="gaussian", T=12, example_shape=(3,), arch="mlp", hidden=16, layers=2,
+                          readout="bump", J=5, schedule="linear", learn_beta=True, param=param)
     torch.manual_seed(0)
     m = DiffusionModel(cfg)
     with torch.no_grad():
-        m.schedule.coeffs.normal_()
+        if cfg.learn_beta:
+            m.schedule.coeffs.normal_()
         for p in m.net.parameters():
             p.add_(torch.randn_like(p) * 0.5)
     assert sampling._has_fast_step(m)
