@@ -80,7 +80,7 @@ def _stratified_steps(B: int, m: int, T: int, device: torch.device, generator) -
     """Step indices [B·m] (example-major): example b takes k = 1 + ⌊(j + u_b)(T − 1)/m⌋, j = 0..m−1,
     u_b ~ U(0, 1), so each k ∈ {1 … T−1} is included with probability m/(T − 1)."""
     u = torch.rand(B, 1, generator=generator, device=device)
-    k = (u + _arange(m, device)[None]).mul_(T - 1).div_(m).floor_().add_(1).long()
+    k = (u + _arange(m, device)[None]).mul_(T - 1).div_(m).long().add_(1)  # (.long() floors: the values are ≥ 0)
     return k.clamp_(1, T - 1).view(-1)
 
 

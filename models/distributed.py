@@ -119,17 +119,18 @@ class LossModule(nn.Module):
         self.steps_per_example = int(steps_per_example)
         self.objective = check_objective(objective, model.config)
         self.D = int(torch.Size(model.config.example_shape).numel())
+        self._to_neg_bits = -1.0 / (LN2 * self.D)  # nats per example → −(bits per dimension)
 
     def forward(self, x0: torch.Tensor, generator: torch.Generator | None = None):
         if self.objective == "hybrid":
             mse, K = hybrid_terms(self.model, x0, self.steps_per_example, generator)
-            neg_K = -(K.mean() / LN2 / self.D)
+            neg_K = K.mean() * self._to_neg_bits
             return mse.mean() + neg_K / self.model.T, neg_K.detach()
         if self.steps_per_example > 1:
             K = sampled_K_nats(self.model, x0, self.steps_per_example, generator)
         else:
             K = stochastic_K_nats(self.model, x0, generator)
-        neg_K = -(K.mean() / LN2 / self.D)  # bits per dimension, the scale-free objective
+        neg_K = K.mean() * self._to_neg_bits  # −K in bits per dimension, the scale-free objective
         return neg_K, neg_K.detach()
 
 
