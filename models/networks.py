@@ -131,6 +131,33 @@ class MLPNet(nn.Module):
             out = out + self.skip_scale * self.skip(x).reshape(x.shape[0], self.n_out, self.D)
         return out
 
+    def at_step(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``forward(x, k)`` with every example at the same step ``k`` (an int; the sampler's case), equal up
+        to float rounding: the step's rows of the bump bases fold into the weights — the time features
+        into the first layer's bias, the readout's J coefficients per output into one weight row — so the
+        network is its trunk and one small linear readout (no [B, n_out·J] intermediate)."""
+        first = self.trunk[0]
+        if self.time_features:
+            w = first.weight
+            bias = torch.addmv(first.bias, w[:, self.D:], self.time_in.g[k].to(w.dtype))
+            h = torch.addmm(bias, x, w[:, :self.D].t())
+            h = self.trunk[1:](h)
+        else:
+            h = self.trunk(x)
+        ro = self.readout
+        if isinstance(ro, _FlatBump):
+            inner = ro.inner
+            g = inner.basis.g[k].to(inner.weight.dtype)  # [J]
+            O = inner.n_out
+            w_eff = torch.matmul(inner.weight.view(O, inner.J, -1).transpose(1, 2), g)  # [O, F]
+            out = torch.addmm(torch.mv(inner.bias.view(O, inner.J), g), h, w_eff.t())
+        else:
+            out = ro(h, torch.full((x.shape[0],), int(k), dtype=torch.long, device=x.device))
+        out = out.reshape(x.shape[0], self.n_out, self.D)
+        if self.skip_scale:
+            out = out + self.skip_scale * self.skip(x).reshape(x.shape[0], self.n_out, self.D)
+        return out
+
 
 class RBFNet(nn.Module):
     """The paper's Swiss-roll net (§4.1): a normalised radial-basis-function layer of ``units`` units,

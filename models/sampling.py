@@ -76,6 +76,9 @@ def _has_fast_step(model: DiffusionModel) -> bool:
 
 
 _FAST_PARAMS = ("code", "paper", "posterior")
+#: False: the fast step calls the network as reverse_step does (bit-identical draws); True: through the
+#: network's ``at_step`` where it has one (the same function up to float rounding, fewer operations)
+FOLD_STEP = True
 _VAR_FLOOR = 1e-12  # the reverse variance's floor (models/model.py)
 
 
@@ -86,9 +89,14 @@ def _fast_step(model: DiffusionModel, x: torch.Tensor, k: int, s, generator, kk:
     wherever a fresh tensor is not needed (tests/models/test_fast_paths.py compares them bit for bit).
     ``kk``: the step as a LongTensor [B] for the network (made here when None)."""
     param = model.config.param
-    if kk is None:
-        kk = torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
-    z_mu, z_sigma = model.net(x, kk).unbind(1)
+    at_step = getattr(model.net, "at_step", None) if FOLD_STEP else None
+    if at_step is not None:  # every example at step k: the network with its time rows folded in (networks.py)
+        z = at_step(x, k)
+    else:
+        if kk is None:
+            kk = torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
+        z = model.net(x, kk)
+    z_mu, z_sigma = z.unbind(1)
     c = coefficients(s, k, x, PARAM_COLUMNS[param], GAUSSIAN_COLUMNS)  # Python floats
     if param == "code":  # models.model._gaussian_code
         logit_beta, sqrt_one_m_beta, sqrt_beta = c

@@ -221,12 +221,36 @@ def test_the_samplers_fast_step_draws_the_plain_chains_numbers_bit_for_bit(param
         b = [st.x for st in sampling.reverse_steps(m, 33, generator=torch.Generator().manual_seed(5))]
         return a, b
 
+    monkeypatch.setattr(sampling, "FOLD_STEP", False)  # the network called as reverse_step calls it
     fast, fast_steps = runs()
+    monkeypatch.setattr(sampling, "FOLD_STEP", True)
+    folded = sampling.sample(m, 33, generator=torch.Generator().manual_seed(5))
     monkeypatch.setattr(sampling, "_has_fast_step", lambda model: False)
     plain, plain_steps = runs()
     assert torch.equal(fast, plain) and torch.equal(fast, fast_steps[-1])
     assert len(fast_steps) == len(plain_steps) == 13
     assert all(torch.equal(p, q) for p, q in zip(fast_steps, plain_steps))
+    # with the step's time rows folded into the weights (MLP nets): the same draws up to float rounding
+    torch.testing.assert_close(folded, plain, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kw", [dict(readout="bump", time_features=5), dict(readout="bump", time_features=0),
+                                dict(readout="per_step", time_features=3), dict(readout="bump", skip=4.0)])
+def test_an_mlp_at_one_step_is_its_forward_up_to_rounding(kw):
+    from models.networks import MLPNet
+
+    torch.manual_seed(0)
+    net = MLPNet(3, 2, 30, hidden=16, layers=2, J=6, **kw)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+        x = torch.randn(50, 3, generator=torch.Generator().manual_seed(1))
+        for k in (0, 1, 17, 29):
+            want = net(x, torch.full((50,), k))
+            torch.testing.assert_close(net.at_step(x, k), want, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(net.double().at_step(x.double(), k), net(x.double(), torch.full((50,), k)),
+                                       rtol=1e-12, atol=1e-12)
+            net.float()
 
 
 def test_the_fast_step_leaves_replaced_reverse_steps_and_binomial_models_alone():
