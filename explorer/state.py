@@ -109,6 +109,17 @@ class Trajectory:
         return int(self.t[-1])
 
 
+def _stored_iterations(meta: dict | None) -> int:
+    """The iteration count a model file records (training may go on after its last history record: a
+    run stopped between records), or 0."""
+    v = (meta or {}).get("iterations")
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return 0
+    return int(v) if math.isfinite(v) and v > 0 else 0
+
+
 @dataclass
 class History:
     """K curves for the training plot (one entry per progress record).
@@ -415,7 +426,7 @@ class AppState(QObject):
                               if k != "K_heldout_unbiased"}  # the app's own column, not the Trainer's
         self.optimizer_state = optimizer_state
         its = self.train_history.get("iteration", [])
-        self.iteration = int(its[-1]) if len(its) else 0
+        self.iteration = max(int(its[-1]) if len(its) else 0, _stored_iterations(file_meta))
         self.history = History.from_arrays(train_history or {}, unbiased=history_unbiased)
         self.schedule_source = "learned" if model.config.learn_beta else "named"
         self.samples = None
