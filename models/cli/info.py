@@ -103,7 +103,10 @@ def run(args, console: Console) -> int:
         cap = f"   (β_1 cap {r.cap_bits:.3f})" if r.cap_bits is not None else ""
         p(f"K − L_null   = {r.K_minus_Lnull_bits:.4f} {r.unit}{cap}")
     else:
-        p("K            not recorded" + ("  (autosave of an unfinished run)" if mm.complete is False else ""))
+        p("K            not recorded" + ("  (saved before an exact evaluation: a training autosave, a run stopped "
+                                         "early, or the app; `dpm eval` computes it)" if mm.complete is False else ""))
+        if mm.K_heldout_live_bits is not None:
+            p(f"K held out   ≈ {mm.K_heldout_live_bits:.4f} (the live estimate while training)")
     it = mm.iterations if mm.iterations is not None else info["last_iteration"]
     p(f"training     {it if it is not None else '?'} iterations"
       + (f", {mm.train_seconds:.1f} s" if mm.train_seconds is not None else "")

@@ -43,3 +43,23 @@ def test_info_errors(tmp_path, run):
     assert_one_error_line(rc, err, str(other))
     rc, _, err = run("info")
     assert_one_error_line(rc, err, "--list")
+
+
+def test_info_on_a_model_saved_before_its_exact_evaluation(tmp_path, run):
+    """A model saved without an exact K (a training autosave, a run stopped early, the app's Save after
+    training) says so — not "autosave" for all of them — and shows the live held-out estimate it has."""
+    import torch
+
+    from models.config import ModelConfig
+    from models.files import save_model
+    from models.model import DiffusionModel
+
+    torch.manual_seed(0)
+    m = DiffusionModel(ModelConfig(kernel="gaussian", T=6, example_shape=(2,), arch="mlp", hidden=8, layers=1))
+    path = tmp_path / "app_saved.h5"
+    save_model(path, m, norm={"mean": 0.0, "std": 1.0, "levels": None},
+               meta={"complete": False, "iterations": 120, "K_heldout_live_bits": 1.2345})
+    rc, out, err = run("info", path)
+    assert rc == 0, err
+    assert "K            not recorded  (saved before an exact evaluation" in out and "dpm eval" in out
+    assert "K held out   ≈ 1.2345 (the live estimate while training)" in out
