@@ -33,6 +33,7 @@ from . import session as sessions
 from .autosave import Autosaver, autosave_path
 from .drawn import DrawnDataSet
 from .state import AppState
+from .watch import WatchActions
 from .workers import TrainWorker, TrajectoryRequest, TrajectoryWorker, copy_model, evaluate_model, run_task, wait_for_tasks
 
 LIVE_TRAJECTORY_S = 4.0  # refresh the reverse trajectory from a snapshot this often while training
@@ -44,10 +45,9 @@ def default_speed(T: int) -> int:
     return int(min(1000, max(10, round(T / 2.5))))
 
 
-class Controller(QObject):
+class Controller(QObject, WatchActions):
     session_ready = Signal()  # a session was applied (tests and --screenshot wait on it)
     trajectory_opened = Signal()  # a trajectory file was opened and shown
-    watcher = None  # a explorer.watch.ModelFileWatcher while File ▸ Watch model file… follows a file
 
     def __init__(self, state: AppState, parent: QObject | None = None, *, traj_points: int | None = None):
         super().__init__(parent)
@@ -379,6 +379,7 @@ class Controller(QObject):
     def cancel_trajectory(self) -> None:
         """The user's Cancel: stop computing; what was computed stays shown."""
         if self._stop_streaming("Resample computes it again"):
+            self._samples_from_trajectory("reverse")
             self._start_evaluation()
 
     def _stop_streaming(self, why: str) -> bool:
@@ -437,10 +438,14 @@ class Controller(QObject):
         samples: no second sampling run."""
         s = self.state
         traj = s.trajectories.get("reverse")
-        if (direction != "reverse" or traj is None or s.incomplete("reverse") or s.training != "idle"
-                or traj.source.startswith("file:") or int(traj.t[0]) != 0):
+        if (direction != "reverse" or traj is None or s.training != "idle" or traj.source.startswith("file:")
+                or int(traj.t[0]) != 0):
             return
         n = min(traj.frames.shape[1], sessions.LIVE_SAMPLES[traj.kind])
+        if s.incomplete("reverse"):  # cancelled after its first pass: the examples that reached x^0
+            if s.streaming("reverse") or not traj.n_ready:
+                return
+            n = min(n, int(traj.n_ready))
         x = traj.frames[0, :n]
         if traj.space == "display":  # binary and images: show as they are
             s.set_samples(x, space="display")
@@ -647,29 +652,6 @@ class Controller(QObject):
             self.state.post("info", f"no autosaved run at {path}")
             return
         self.open_model(path, recent=False, source="autosave")
-
-    def watch_model(self, path) -> None:
-        """Follow a model file a running ``dpm train`` keeps autosaving (explorer/watch.py): each version
-        that lands is opened like a model file, so K, β, the per-step terms and the samples follow it."""
-        from .watch import ModelFileWatcher
-
-        if not self.confirm_replace(f"watch {Path(path).name}"):
-            return
-        self.stop_watching()
-        self.watcher = ModelFileWatcher(path, device=self.state.device, parent=self)
-        self.watcher.loaded.connect(self._on_watched)
-        self.watcher.failed.connect(lambda msg: self.state.post("warning", f"watching: {msg}"))
-        self.watcher.start()
-        self.state.post("info", f"watching {path}: the model is reopened each time the file is saved")
-
-    def stop_watching(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-            self.watcher = None
-
-    def _on_watched(self, sess) -> None:
-        if not self._closed and self.state.training == "idle":
-            self.apply_session(sess)
 
     # =============================================================================================
     def stop_for_close(self) -> None:

@@ -93,3 +93,31 @@ class ModelFileWatcher(QObject):
         if self._tries >= self.retries and file_signature(self.path) == sig:
             self._seen, self._tries = sig, 0  # give up on this version; the next one is read again
             self.failed.emit(str(exc) or type(exc).__name__)
+
+
+class WatchActions:
+    """The controller's File ▸ Watch model file… actions (a mixin of :class:`explorer.controller.Controller`,
+    which provides ``state``, ``confirm_replace``, ``apply_session`` and ``_closed``)."""
+
+    watcher: ModelFileWatcher | None = None  # while a file is followed
+
+    def watch_model(self, path) -> None:
+        """Follow a model file a running ``dpm train`` keeps autosaving (explorer/watch.py): each version
+        that lands is opened like a model file, so K, β, the per-step terms and the samples follow it."""
+        if not self.confirm_replace(f"watch {Path(path).name}"):
+            return
+        self.stop_watching()
+        self.watcher = ModelFileWatcher(path, device=self.state.device, parent=self)
+        self.watcher.loaded.connect(self._on_watched)
+        self.watcher.failed.connect(lambda msg: self.state.post("warning", f"watching: {msg}"))
+        self.watcher.start()
+        self.state.post("info", f"watching {path}: the model is reopened each time the file is saved")
+
+    def stop_watching(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+
+    def _on_watched(self, sess) -> None:
+        if not self._closed and self.state.training == "idle":
+            self.apply_session(sess)

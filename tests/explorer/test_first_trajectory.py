@@ -3,6 +3,8 @@ computed in two passes, every step for the first few examples first (sized from 
 step), then the others, which are shown only once complete; the evaluation waits for the first pass."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -165,6 +167,50 @@ def test_the_state_shows_every_step_of_the_first_examples_before_the_rest(qtbot,
     assert all(traj.n_ready == 4 for traj, _f, _s in seen[:k])  # it grew over the first four examples
     assert state.samples is not None and state.samples.shape[0] == 16  # from the complete trajectory
     assert started == [True]
+
+
+def test_cancel_after_the_first_pass_shows_its_examples_as_samples(qtbot, qapp, monkeypatch, tmp_path):
+    """Cancel once the first pass reached x^0: the Samples panel shows the examples that got there (not
+    nothing), and only those."""
+    import functools
+
+    import explorer.controller as controller_module
+    from explorer import workers
+    from explorer.controller import Controller
+    from explorer.session import Session
+    from explorer.state import AppState
+    from models.data import load_file
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (60, 1, 6, 6)).astype(np.uint8))
+    data = load_file(tmp_path / "x.npy")
+    monkeypatch.setattr(workers, "first_pass_size", lambda n, *a, **k: 4)
+    monkeypatch.setattr(controller_module, "TrajectoryRequest",
+                        functools.partial(workers.TrajectoryRequest, first_pass_s=0.0))
+    release = threading.Event()
+    real_steps = workers.reverse_steps
+
+    def held_second_pass(model, *a, **k):  # the second pass (the other 12 examples) waits to be cancelled
+        if (a[0] if a else k.get("n")) == 12:
+            release.wait(30)
+        yield from real_steps(model, *a, **k)
+
+    monkeypatch.setattr(workers, "reverse_steps", held_second_pass)
+    state = AppState()
+    ctl = Controller(state)
+    try:
+        ctl.apply_session(Session(model=image_model(T=40), data=data, source="data"))
+        qtbot.waitUntil(lambda: "reverse" in state.trajectories and int(state.trajectories["reverse"].t[0]) == 0
+                        and state.streaming("reverse"), timeout=60_000)
+        assert state.samples is None  # nothing taken from a trajectory still computing
+        ctl.cancel_trajectory()
+        release.set()
+        traj = state.trajectories["reverse"]
+        assert traj.n_ready == 4 and state.incomplete("reverse") and not state.streaming("reverse")
+        assert state.samples is not None and state.samples.shape[0] == 4
+        np.testing.assert_array_equal(state.samples, traj.frames[0, :4])
+    finally:
+        release.set()
+        ctl.shutdown()
 
 
 def test_a_trajectory_shown_only_when_complete_is_one_pass(qtbot, qapp, tmp_path):
