@@ -391,7 +391,10 @@ class Controller(QObject, WatchActions):
             return False
         s = self.state
         traj = s.trajectory
-        where = f" at t = {int(traj.t[0])}" if traj is not None and traj.direction == "reverse" else ""
+        where = ""
+        if traj is not None and traj.direction == "reverse":
+            where = (f" with {traj.n_ready} of {traj.frames.shape[1]} examples complete"
+                     if traj.n_ready and int(traj.t[0]) == 0 else f" at t = {int(traj.t[0])}")
         s.post("info", f"trajectory cancelled{where} ({why})")
         for d in list(s.trajectory_fraction):
             if s.trajectory_fraction[d] < 1.0:

@@ -74,5 +74,6 @@ class SamplesPanel(QWidget):
             self.image.setImage(img, autoLevels=False, levels=(0.0, 1.0))
             self.view.setRange(xRange=(0, img.shape[1]), yRange=(0, img.shape[0]), padding=0.02)
         it = self.state.samples_iteration
-        self.caption.setText(f"{len(x):,} fixed-seed samples" + (f" at iteration {it:,}" if it else "")
+        noun = "sample" if len(x) == 1 else "samples"
+        self.caption.setText(f"{len(x):,} fixed-seed {noun}" + (f" at iteration {it:,}" if it else "")
                              + (" (the reverse trajectory's t = 0)" if self.state.training == "idle" else ""))

@@ -207,6 +207,7 @@ def test_cancel_after_the_first_pass_shows_its_examples_as_samples(qtbot, qapp, 
         traj = state.trajectories["reverse"]
         assert traj.n_ready == 4 and state.incomplete("reverse") and not state.streaming("reverse")
         assert state.samples is not None and state.samples.shape[0] == 4
+        assert any("cancelled with 4 of 16 examples complete" in text for _l, text in state.log)
         np.testing.assert_array_equal(state.samples, traj.frames[0, :4])
     finally:
         release.set()
