@@ -294,3 +294,17 @@ def test_file_dialogs_remember_their_folder(window, tmp_path):
     d.remember("data", tmp_path / "x.npy")
     assert d.folder("data") == str(tmp_path)
     assert d.folder("trajectory") != str(tmp_path)  # each kind of file has its own
+
+
+def test_the_splash_is_shown_at_once_and_centred(qapp):
+    """The "loading …" window shown while PyTorch is imported: visible and painted without Qt's
+    QSplashScreen wait for the window system (a whole second offscreen and on Xvfb)."""
+    from explorer.app import show_splash
+
+    splash = show_splash(qapp)
+    try:
+        assert splash.isVisible() and "loading PyTorch" in splash.text()
+        centre = qapp.primaryScreen().availableGeometry().center()
+        assert abs(splash.geometry().center().x() - centre.x()) <= 1
+    finally:
+        splash.close()
