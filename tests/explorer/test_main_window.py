@@ -125,8 +125,10 @@ def test_malformed_data_file_shows_an_error_and_keeps_the_model(qtbot, window, t
 def _drop(window, paths):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    ev = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    # a file manager offers copy or move (and proposes move): the app takes a copy, never the user's file
+    ev = QDropEvent(QPointF(50, 50), Qt.CopyAction | Qt.MoveAction, mime, Qt.LeftButton, Qt.NoModifier)
     window.dropEvent(ev)
+    assert ev.dropAction() == Qt.CopyAction
     return ev
 
 
