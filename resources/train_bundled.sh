@@ -16,8 +16,7 @@ dpm train digits     --steps 1500   --out resources/models/digits.h5     --threa
 dpm train mnist5k    --seconds 6000 --out resources/models/mnist5k.h5    --threads 1 --n-eval 32 --report-every 1000 --objective hybrid
 dpm train deadleaves --seconds 1800 --out resources/models/deadleaves.h5 --threads 1 --n-eval 32 --report-every 1000 --objective hybrid
 dpm train bark       --seconds 3600 --out resources/models/bark.h5       --threads 1 --n-eval 32 --report-every 1000 --objective hybrid
-# colortex: the bundled file predates the hybrid objective (trained with K)
-dpm train colortex   --seconds 900  --out resources/models/colortex.h5   --threads 1 --n-eval 32 --report-every 2000
+dpm train colortex   --seconds 2700 --out resources/models/colortex.h5   --threads 1 --n-eval 32 --report-every 2000 --objective hybrid
 
 # sample grids (6 × 6) shown in resources/models/README.md
 for p in deadleaves bark colortex; do
