@@ -22,7 +22,6 @@ import datetime as dt
 import io
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from models.files import CheckpointError, atomic_write
+from models.files import atomic_write
 from models.cli import main as dpm_main
 from models.evaluation import evaluate_model_file
 from models.files import load_model

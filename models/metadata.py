@@ -18,8 +18,6 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from .config import UNITS
-
 from .config import UNITS  # the unit K is reported in, per kind of data
 
 __all__ = ["ModelMeta", "RecordedK", "model_meta", "data_kind", "unit_of", "loaded_norm", "UNITS", "DATA_SOURCES"]

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from ..files.errors import check_regular_file, listing
+from ..files.errors import check_regular_file
 from ..files.hdf5 import keys_listing, open_hdf5
 from ..files.images import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS, open_image
 from .dataset import (HELDOUT_FRACTION, MIN_EXAMPLES, DataError, DataSet, Normalization, _chunks, _continuous_norm,
