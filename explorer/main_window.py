@@ -216,7 +216,7 @@ class MainWindow(QMainWindow):
         self.schedule.edited.connect(k.schedule_edited)
         k.session_ready.connect(self._on_session_ready)
         k.trajectory_opened.connect(self._on_trajectory_opened)
-        s.message.connect(lambda level, text: self.statusBar().showMessage(text, 10000 if level == "info" else 30000))
+        s.message.connect(lambda level, text: self.status.show_message(text, 10000 if level == "info" else 30000))
         s.busy_changed.connect(self._on_busy)
         s.recent_changed.connect(self._fill_recent_menu)
         s.recent_changed.connect(lambda: app_settings.set_str_list(self.settings, "recent", s.recent))
@@ -225,8 +225,8 @@ class MainWindow(QMainWindow):
     def _on_busy(self, text: str) -> None:
         sb = self.statusBar()
         if text:
-            sb.showMessage(text + " …")
-        elif sb.currentMessage().endswith(" …"):
+            self._busy_shown = self.status.show_message(text + " …")
+        elif sb.currentMessage() and sb.currentMessage() == getattr(self, "_busy_shown", None):
             sb.clearMessage()
 
     def _use_drawn_points(self, points) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from ..state import AppState
@@ -13,6 +14,7 @@ from ..state import AppState
 class StatusWidgets:
     def __init__(self, state: AppState, bar: QStatusBar):
         self.state = state
+        self.bar = bar
         self.progress_bar = QProgressBar()
         self.progress_bar.setMaximumWidth(170)
         self.progress_bar.setRange(0, 1000)
@@ -28,6 +30,17 @@ class StatusWidgets:
                     state.trajectory_progress, state.settings_changed, state.busy_changed):
             sig.connect(lambda *_a: self.update())
         self.update()
+
+    def show_message(self, text: str, timeout_ms: int = 0) -> str:
+        """A message left of the permanent widgets, cut with "…" to the room there is (Qt would clip it
+        mid-word under the K readout); the whole text is the bar's tooltip (and in the Log tab)."""
+        shown = [w for w in (self.k_label, self.speed_label, self.device_label, self.progress_bar) if w.isVisible()]
+        left = min((w.geometry().left() for w in shown), default=self.bar.width())  # where they start, as laid out
+        room = max(120, left - 24)  # the message's margin and the size grip's
+        shown = self.bar.fontMetrics().elidedText(text, Qt.ElideRight, room)
+        self.bar.setToolTip(text)
+        self.bar.showMessage(shown, timeout_ms)
+        return shown
 
     def update(self) -> None:
         s = self.state

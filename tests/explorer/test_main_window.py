@@ -310,3 +310,16 @@ def test_the_splash_is_shown_at_once_and_centred(qapp):
         assert abs(splash.geometry().center().x() - centre.x()) <= 1
     finally:
         splash.close()
+
+
+def test_a_long_status_message_is_cut_with_an_ellipsis_and_kept_whole_in_the_tooltip(qtbot, window):
+    """Qt clips a long message mid-word under the K readout; the app cuts it with "…" to the room left
+    and keeps the whole text as the bar's tooltip."""
+    apply_tiny(qtbot, window)
+    text = "a long message naming /some/very/long/folder/and/file/name.h5 " * 6 + "END"
+    window.state.post("info", text)
+    sb = window.statusBar()
+    assert sb.currentMessage().endswith("…") and "END" not in sb.currentMessage()
+    assert sb.toolTip() == text
+    window.state.post("info", "short")
+    assert sb.currentMessage() == "short"
