@@ -87,12 +87,26 @@ def start(launch: Launch, device: torch.device) -> tuple[Launch, torch.device]:
     return Launch(launch.world_size, launch.rank, launch.local_rank, backend), device
 
 
-def stop() -> None:
-    """Leave the process group (no-op when none was joined)."""
+def stop(ok: bool = True) -> None:
+    """Leave the process group (no-op when none was joined). After a run that ended well (``ok``) every
+    rank first waits for the others — rank 0 evaluates and saves after the last update, the others are
+    done by then — so that all leave together: leaving is a collective step, and a rank that destroyed
+    the group while rank 0 was still in it was seen to abort at exit (gloo, "terminate called without an
+    active exception"), failing the launch. After an error the group is left without waiting (a peer
+    may never arrive) and without destroying it (that could block on a peer stuck in a collective)."""
+    import datetime
+
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if not ok:
+        return
+    if dist.get_backend() == "gloo":  # rank 0's evaluation may outlast the group's default timeout
+        dist.monitored_barrier(timeout=datetime.timedelta(days=7), wait_all_ranks=True)
+    else:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def rank_seed(seed: int, launch: Launch | None) -> int:

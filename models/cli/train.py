@@ -273,13 +273,17 @@ def run(args, argv: Sequence[str], console: Console, device) -> int:
         launch, device = distributed.start(launch, device)
     except (ValueError, RuntimeError) as e:
         fail(f"torchrun rank {launch.rank}: cannot join the process group ({e})")
+    ok = False
     try:
         if not launch.is_writer:  # rank 0 alone prints, holds the lock and writes
-            return _run(args, argv, Console(quiet=True), device, out, launch)
-        with lock_output(out):
-            return _run(args, argv, console, device, out, launch)
+            rc = _run(args, argv, Console(quiet=True), device, out, launch)
+        else:
+            with lock_output(out):
+                rc = _run(args, argv, console, device, out, launch)
+        ok = True
+        return rc
     finally:
-        distributed.stop()
+        distributed.stop(ok)  # every rank leaves together after a good run
 
 
 def _run(args, argv: Sequence[str], console: Console, device, out, launch=None) -> int:
