@@ -116,37 +116,49 @@ def _gaussian_coefficients(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleT
     return coefficients(s, k, x_t, PARAM_COLUMNS[m.config.param], GAUSSIAN_COLUMNS)
 
 
-def _gaussian_paper(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleTensors) -> GaussianDist:
+def _paper_moments(T: int, z: torch.Tensor, x_t: torch.Tensor, c: tuple) -> tuple[torch.Tensor, torch.Tensor]:
     """App. D.2.1: Σ = σ(z^Σ + logit β_t), μ = (x^t − z^μ)(1 − Σ) + z^μ."""
-    z_mu, z_sigma = _net(m, x_t, k).unbind(1)  # [B, *S] each
-    (logit_beta,) = _gaussian_coefficients(m, x_t, k, s)
+    z_mu, z_sigma = z.unbind(1)  # [B, *S] each
+    (logit_beta,) = c
     var = torch.sigmoid(z_sigma + logit_beta)
     mean = (x_t - z_mu) * (1 - var) + z_mu
-    return GaussianDist(mean, var.clamp_min(1e-12))
+    return mean, var.clamp_min(1e-12)
 
 
-def _gaussian_code(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleTensors) -> GaussianDist:
+def _code_moments(T: int, z: torch.Tensor, x_t: torch.Tensor, c: tuple) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference code's: Σ = σ(z^Σ/√T + logit β_t), μ = √(1 − β_t)·x^t + √β_t·z^μ."""
-    z_mu, z_sigma = _net(m, x_t, k).unbind(1)
-    logit_beta, sqrt_one_m_beta, sqrt_beta = _gaussian_coefficients(m, x_t, k, s)
-    var = torch.sigmoid(z_sigma / math.sqrt(m.config.T) + logit_beta)
+    z_mu, z_sigma = z.unbind(1)
+    logit_beta, sqrt_one_m_beta, sqrt_beta = c
+    var = torch.sigmoid(z_sigma / math.sqrt(T) + logit_beta)
     mean = axpy(sqrt_beta, z_mu, sqrt_one_m_beta * x_t)
-    return GaussianDist(mean, var.clamp_min(1e-12))
+    return mean, var.clamp_min(1e-12)
 
 
-def _gaussian_posterior(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleTensors) -> GaussianDist:
+def _posterior_moments(T: int, z: torch.Tensor, x_t: torch.Tensor, c: tuple) -> tuple[torch.Tensor, torch.Tensor]:
     """The forward posterior q(x^k | x^{k+1}, x^0) at the network's estimate of x^0.
 
     z^μ predicts the noise ε in x^{k+1} = √ᾱ·x^0 + √(1 − ᾱ)·ε, so μ = (x^{k+1} − β/√(1 − ᾱ)·ε̂)/√(1 − β)
     (= μ̃ at x̂^0), and the variance is interpolated in log space between the two entropy bounds of
     Eq. 24, Σ = β̃^{1−v}·β^v with v = σ(z^Σ): the model's reverse entropy always lies between Eq. 24's
     bounds."""
-    z_eps, z_v = _net(m, x_t, k).unbind(1)
-    eps_coef, inv_sqrt_alpha, log_beta, log_beta_tilde = _gaussian_coefficients(m, x_t, k, s)
+    z_eps, z_v = z.unbind(1)
+    eps_coef, inv_sqrt_alpha, log_beta, log_beta_tilde = c
     v = torch.sigmoid(z_v)
     mean = axpy(eps_coef, z_eps, x_t, sign=-1.0) * inv_sqrt_alpha
     var = torch.exp(v * log_beta + (1 - v) * log_beta_tilde)
-    return GaussianDist(mean, var.clamp_min(1e-12))
+    return mean, var.clamp_min(1e-12)
+
+
+#: Gaussian parameterisation → (T, network outputs z [B, 2, *S], x^{k+1}, its PARAM_COLUMNS coefficients)
+#: → (mean, variance) of p(x^k | x^{k+1}); reverse_step and the sampler's fast step (models/sampling.py)
+GAUSSIAN_MOMENTS = {"paper": _paper_moments, "code": _code_moments, "posterior": _posterior_moments}
+
+
+def _gaussian(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleTensors) -> GaussianDist:
+    """p(x^k | x^{k+1}) of a Gaussian model, by its parameterisation (:data:`GAUSSIAN_MOMENTS`)."""
+    mean, var = GAUSSIAN_MOMENTS[m.config.param](m.config.T, _net(m, x_t, k), x_t,
+                                                 _gaussian_coefficients(m, x_t, k, s))
+    return GaussianDist(mean, var)
 
 
 def _binomial_paper(m: DiffusionModel, x_t: torch.Tensor, k, s: ScheduleTensors) -> BernoulliDist:
@@ -193,9 +205,9 @@ ReverseFn = Callable[[DiffusionModel, torch.Tensor, "int | torch.Tensor", Schedu
 
 #: (kernel, param) → the function computing p(x^k | x^{k+1}) for k ≥ 1. ModelConfig refuses other pairs.
 PARAMETERISATIONS: dict[tuple[str, str], ReverseFn] = {
-    ("gaussian", "paper"): _gaussian_paper,
-    ("gaussian", "code"): _gaussian_code,
-    ("gaussian", "posterior"): _gaussian_posterior,
+    ("gaussian", "paper"): _gaussian,
+    ("gaussian", "code"): _gaussian,
+    ("gaussian", "posterior"): _gaussian,
     ("binomial", "paper"): _binomial_paper,
     ("binomial", "residual"): _binomial_residual,
     ("binomial", "posterior"): _binomial_posterior,

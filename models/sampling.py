@@ -15,7 +15,7 @@ import torch
 
 from .kernels import GaussianKernel, coefficients
 from .kernels.gaussian import COLUMNS as GAUSSIAN_COLUMNS
-from .model import PARAM_COLUMNS, DiffusionModel, StepDistribution
+from .model import GAUSSIAN_MOMENTS, PARAM_COLUMNS, DiffusionModel, StepDistribution
 
 #: A posterior adjustment composed around a reverse step (see :mod:`models.posterior`):
 #: condition(k, x_t, dist) → dist, where dist is p(x^k | x^{k+1} = x_t).
@@ -75,18 +75,18 @@ def _has_fast_step(model: DiffusionModel) -> bool:
             and model.config.param in _FAST_PARAMS)
 
 
-_FAST_PARAMS = ("code", "paper", "posterior")
+_FAST_PARAMS = tuple(GAUSSIAN_MOMENTS)
 #: False: the fast step calls the network as reverse_step does (bit-identical draws); True: through the
 #: network's ``at_step`` where it has one (the same function up to float rounding, fewer operations)
 FOLD_STEP = True
-_VAR_FLOOR = 1e-12  # the reverse variance's floor (models/model.py)
 
 
 def _fast_step(model: DiffusionModel, x: torch.Tensor, k: int, s, generator, kk: torch.Tensor | None = None) -> torch.Tensor:
     """x^k ~ p(x^k | x^{k+1} = ``x``) for an int step k ≥ 1 of a model :func:`_has_fast_step` serves:
-    exactly the numbers of ``model.reverse_step(x, k, s).sample(generator)`` (the same operations on the
-    same values, the same draw), without the distribution object and the tensors it keeps, in place
-    wherever a fresh tensor is not needed (tests/models/test_fast_paths.py compares them bit for bit).
+    exactly the numbers of ``model.reverse_step(x, k, s).sample(generator)`` (the parameterisation's own
+    :data:`models.model.GAUSSIAN_MOMENTS`, the same draw), without the distribution object, the step as a
+    tensor where the network folds it in, or coefficient tensors (tests/models/test_fast_paths.py compares
+    them bit for bit).
     ``kk``: the step as a LongTensor [B] for the network (made here when None)."""
     param = model.config.param
     at_step = getattr(model.net, "at_step", None) if FOLD_STEP else None
@@ -96,24 +96,10 @@ def _fast_step(model: DiffusionModel, x: torch.Tensor, k: int, s, generator, kk:
         if kk is None:
             kk = torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
         z = model.net(x, kk)
-    z_mu, z_sigma = z.unbind(1)
     c = coefficients(s, k, x, PARAM_COLUMNS[param], GAUSSIAN_COLUMNS)  # Python floats
-    if param == "code":  # models.model._gaussian_code
-        logit_beta, sqrt_one_m_beta, sqrt_beta = c
-        std = (z_sigma / math.sqrt(model.T)).add_(logit_beta).sigmoid_()
-        mean = torch.add(sqrt_one_m_beta * x, z_mu, alpha=sqrt_beta)
-    elif param == "paper":  # models.model._gaussian_paper
-        (logit_beta,) = c
-        std = torch.sigmoid(z_sigma + logit_beta)
-        mean = (x - z_mu).mul_(1 - std).add_(z_mu)
-    else:  # models.model._gaussian_posterior
-        eps_coef, inv_sqrt_alpha, log_beta, log_beta_tilde = c
-        v = torch.sigmoid(z_sigma)
-        mean = torch.add(x, z_mu, alpha=-eps_coef).mul_(inv_sqrt_alpha)
-        std = (v * log_beta).add_((1 - v) * log_beta_tilde).exp_()
-    std = std.clamp_min_(_VAR_FLOOR).sqrt_()  # GaussianDist.sample: mean + √var·noise
+    mean, var = GAUSSIAN_MOMENTS[param](model.T, z, x, c)  # as reverse_step computes them (models/model.py)
     noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-    return mean.addcmul_(std, noise)
+    return mean.addcmul_(var.sqrt_(), noise)  # GaussianDist.sample: mean + √var·noise
 
 
 @torch.no_grad()
