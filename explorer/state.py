@@ -32,6 +32,7 @@ from PySide6.QtCore import QObject, Signal
 from models.bound import LN2, unit_divisor
 from models.config import UNITS
 from models.kernels import ScheduleTensors
+from models.metadata import ModelMeta
 from models.model import DiffusionModel
 
 TRAINING_STATES = ("idle", "running", "paused", "stopping")
@@ -107,17 +108,6 @@ class Trajectory:
     @property
     def T(self) -> int:
         return int(self.t[-1])
-
-
-def _stored_iterations(meta: dict | None) -> int:
-    """The iteration count a model file records (training may go on after its last history record: a
-    run stopped between records), or 0."""
-    v = (meta or {}).get("iterations")
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return 0
-    return int(v) if math.isfinite(v) and v > 0 else 0
 
 
 @dataclass
@@ -426,7 +416,8 @@ class AppState(QObject):
                               if k != "K_heldout_unbiased"}  # the app's own column, not the Trainer's
         self.optimizer_state = optimizer_state
         its = self.train_history.get("iteration", [])
-        self.iteration = max(int(its[-1]) if len(its) else 0, _stored_iterations(file_meta))
+        # the file's own count: training may go on after its last history record (a run stopped between records)
+        self.iteration = max(int(its[-1]) if len(its) else 0, ModelMeta.from_dict(file_meta).iterations or 0)
         self.history = History.from_arrays(train_history or {}, unbiased=history_unbiased)
         self.schedule_source = "learned" if model.config.learn_beta else "named"
         self.samples = None
