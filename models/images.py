@@ -42,6 +42,7 @@ __all__ = [
     "to_pixels",
     "sigma_to_normalised",
     "coerce_image",
+    "resize_mask",
     "image_geometry",
     "prepare_image",
     "read_mask",
@@ -270,11 +271,17 @@ def read_mask(path, shape_hw: tuple[int, int] | None = None) -> np.ndarray:
     different. Raises DataError naming the file."""
     a = load_image(path)  # [C, H, W] in [0, 1]
     known = a.mean(axis=0) >= 0.5
-    if shape_hw is not None and tuple(known.shape) != tuple(shape_hw):
-        h, w = shape_hw
-        im = Image.fromarray(known.astype(np.uint8) * 255, mode="L").resize((w, h), Image.Resampling.NEAREST)
-        known = np.asarray(im) >= 128
-    return np.ascontiguousarray(known, dtype=bool)
+    return known if shape_hw is None else resize_mask(known, shape_hw)
+
+
+def resize_mask(known: np.ndarray, shape_hw: tuple[int, int]) -> np.ndarray:
+    """A bool mask [H, W] resized (nearest) to ``shape_hw`` (as it is when different)."""
+    known = np.ascontiguousarray(known, dtype=bool)
+    if tuple(known.shape) == tuple(shape_hw):
+        return known
+    h, w = shape_hw
+    im = Image.fromarray(known.astype(np.uint8) * 255, mode="L").resize((w, h), Image.Resampling.NEAREST)
+    return np.asarray(im) >= 128
 
 
 def write_mask(path, known: np.ndarray) -> None:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import shiboken6
-from PIL import Image
 from PySide6.QtCore import QMimeData
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog
@@ -56,15 +55,6 @@ def read_ready_image(path: Path, key: tuple) -> tuple[np.ndarray, Ready]:
 def read_mask(path: Path) -> np.ndarray:
     """A mask file → bool [H, W] at its own size, True = known (white). Raises DataError naming the file."""
     return img.read_mask(path)
-
-
-def fit_mask(known: np.ndarray, shape_hw: tuple[int, int]) -> np.ndarray:
-    """``known`` resized (nearest) to ``shape_hw``, as :func:`models.images.read_mask` resizes."""
-    if tuple(known.shape) == tuple(shape_hw):
-        return known
-    h, w = shape_hw
-    im = Image.fromarray(known.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)
-    return np.asarray(im) >= 128
 
 
 @dataclass(eq=False)
@@ -145,7 +135,7 @@ class ImageInput:
             return self._accept(px, r.name, ready)
         mm = self.image_page.mask_model
         try:
-            mm.set_known(fit_mask(value, mm.shape), "load")
+            mm.set_known(img.resize_mask(value, mm.shape), "load")
         except ValueError as e:
             self.state.post("error", f"{r.path}: {e}")
             return False
