@@ -90,9 +90,11 @@ def drop(panel, urls=(), text=None):
         md.setUrls([QUrl.fromLocalFile(str(u)) for u in urls])
     if text is not None:
         md.setText(text)
-    ev = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton,
-                    Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction | Qt.DropAction.MoveAction, md,
+                    Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     panel.dropEvent(ev)
+    if ev.isAccepted():
+        assert ev.dropAction() == Qt.DropAction.CopyAction  # a copy of the user's file, never a move
     return ev
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import shiboken6
-from PySide6.QtCore import QMimeData
+from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog
 
@@ -221,7 +221,8 @@ class ImageInput:
 
     def dragEnterEvent(self, ev):  # noqa: N802
         if self._takes(ev.mimeData()):
-            ev.acceptProposedAction()
+            ev.setDropAction(Qt.DropAction.CopyAction)  # a copy, never a move of the user's file (as the window)
+            ev.accept()
         else:
             ev.ignore()
 
@@ -230,7 +231,8 @@ class ImageInput:
 
     def dropEvent(self, ev):  # noqa: N802
         if self._takes(ev.mimeData()) and self._open_mime(ev.mimeData(), "the drop"):
-            ev.acceptProposedAction()
+            ev.setDropAction(Qt.DropAction.CopyAction)
+            ev.accept()
         else:
             ev.ignore()
 
