@@ -26,7 +26,8 @@ VIEWS = ("reverse", "forward", "draw", "inpaint")
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="dpm-explorer", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--preset", help="open this preset (swissroll, heartbeat, digits, mnist5k, deadleaves, bark, colortex)")
+    ap.add_argument("--preset", help="open this preset's bundled trained model (`dpm info --list` names them; "
+                                      "a preset without one opens untrained)")
     ap.add_argument("--model", help="open this model file (.h5)")
     ap.add_argument("--watch", metavar="FILE.h5", help="follow a model file a running dpm train keeps autosaving")
     ap.add_argument("--view", choices=VIEWS, default="reverse", help="the central view to show")
